@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Deploys every function (or the ones named) as a 2nd gen Cloud Function.
+#
+# Each function deploys from a staging copy of its folder with shared/ vendored
+# beside main.py, built fresh under build/deploy/ (git-ignored); nothing is
+# copied into functions/ itself.
+#
+#   ./deploy.sh [--dry-run] [--env-file FILE] [FUNCTION ...]
+#
+# --dry-run builds the staging dirs and prints the exact gcloud commands without
+# running them. Configuration: GOOGLE_CLOUD_PROJECT, REGION (default us-central1),
+# and the functions' environment in a YAML file (default deploy.env.yaml; see
+# deploy.env.example.yaml). The build's git commit is stamped in as BUILD_VERSION.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+all_functions=(receipts schedule jobs worker templates telemetry)
+dry_run=false
+env_file="${DEPLOY_ENV_FILE:-$root/deploy.env.yaml}"
+selected=()
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dry-run) dry_run=true ;;
+    --env-file) env_file="$2"; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -*) echo "unknown option: $1" >&2; exit 2 ;;
+    *) selected+=("$1") ;;
+  esac
+  shift
+done
+[[ ${#selected[@]} -gt 0 ]] || selected=("${all_functions[@]}")
+
+for name in "${selected[@]}"; do
+  if [[ ! " ${all_functions[*]} " =~ " ${name} " ]]; then
+    echo "unknown function: $name (one of: ${all_functions[*]})" >&2; exit 2
+  fi
+done
+
+if $dry_run; then
+  project="${GOOGLE_CLOUD_PROJECT:-demo-mission-control}"
+else
+  project="${GOOGLE_CLOUD_PROJECT:?set GOOGLE_CLOUD_PROJECT to the project to deploy to}"
+fi
+region="${REGION:-us-central1}"
+version="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+build="${DEPLOY_BUILD_DIR:-$root/build/deploy}"
+
+rm -rf "$build"
+mkdir -p "$build"
+
+# The environment every function gets: the operator's file plus the build's version.
+# Auth is enforced in code; a deploy never switches it off.
+if [[ -f "$env_file" ]]; then
+  if grep -Eq '^[[:space:]]*AUTH_MODE[[:space:]]*:[[:space:]]*"?off"?' "$env_file"; then
+    echo "refusing to deploy with AUTH_MODE=off ($env_file)" >&2; exit 1
+  fi
+  grep -v '^[[:space:]]*BUILD_VERSION[[:space:]]*:' "$env_file" > "$build/env.yaml" || true
+elif ! $dry_run; then
+  echo "missing $env_file (copy deploy.env.example.yaml and fill it in)" >&2; exit 1
+else
+  : > "$build/env.yaml"
+fi
+printf 'BUILD_VERSION: "%s"\n' "$version" >> "$build/env.yaml"
+
+flags_for() {
+  case "$1" in
+    # The worker holds a lease for its whole batch; give it room beyond its time budget.
+    worker) echo "--timeout=300 --memory=512Mi --concurrency=1" ;;
+    jobs) echo "--timeout=120 --memory=512Mi" ;;
+    *) echo "--timeout=60 --memory=256Mi" ;;
+  esac
+}
+
+for name in "${selected[@]}"; do
+  stage="$build/$name"
+  mkdir -p "$stage"
+  cp "$root/functions/$name/main.py" "$root/functions/$name/requirements.txt" "$stage/"
+  cp -R "$root/shared" "$stage/shared"
+  find "$stage" -name '__pycache__' -type d -prune -exec rm -rf {} +
+
+  # shellcheck disable=SC2046
+  cmd=(gcloud functions deploy "$name" --gen2 --runtime=python312 --region="$region"
+       --project="$project" --source="$stage" --entry-point="$name" --trigger-http
+       --allow-unauthenticated --env-vars-file="$build/env.yaml" $(flags_for "$name"))
+  if $dry_run; then
+    printf '%q ' "${cmd[@]}"; echo
+  else
+    echo "deploying $name ($version)…"
+    "${cmd[@]}"
+  fi
+done

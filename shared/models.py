@@ -1,0 +1,37 @@
+"""Base for every request and response model: camelCase on the wire, snake_case in Python."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from shared.ids import ID_PATTERN, is_valid_id
+
+
+class ApiModel(BaseModel):
+    """Request models refuse unknown fields, so a typo is a 400 rather than silently ignored.
+
+    JSON bodies should use pydantic's Strict* types for bools and ints ("yes" is not
+    true); query-string models stay lax because every query value arrives as text.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=False,
+    )
+
+    def to_api(self) -> dict:
+        return self.model_dump(by_alias=True, mode="json", exclude_none=False)
+
+
+def _check_id(value: str) -> str:
+    if not is_valid_id(value):
+        raise ValueError(f"must match {ID_PATTERN}")
+    return value
+
+
+ResourceId = Annotated[str, AfterValidator(_check_id)]

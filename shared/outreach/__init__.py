@@ -1,0 +1,1 @@
+"""The outreach path: rendering templates for leads and handing messages to providers."""

@@ -1,0 +1,68 @@
+"""Every environment variable the functions read, validated once per instance.
+
+The README's "Configuration" table documents each field; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    google_cloud_project: str = "demo-mission-control"
+    region: str = "us-central1"
+    build_version: str = "dev"
+    log_level: str = "INFO"
+
+    allowed_origins: CommaList = ()
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+    auth_mode: Literal["firebase", "off"] = "firebase"
+    auth_allowed_emails: CommaList = ()
+    auth_allowed_domains: CommaList = ()
+    auth_certs_url: str = (
+        "https://www.googleapis.com/robot/v1/metadata/x509/"
+        "securetoken@system.gserviceaccount.com"
+    )
+
+    worker_url: str = "http://127.0.0.1:5000"
+    worker_time_budget_seconds: float = Field(default=50.0, gt=0)
+    worker_lease_seconds: float = Field(default=120.0, gt=0)
+    foreground_max_leads: int = Field(default=50, gt=0)
+
+    email_provider: Literal["mail_collection", "gmail"] = "mail_collection"
+    gmail_sender: str = ""
+    calendar_backend: Literal["firestore", "google"] = "firestore"
+    google_calendar_id: str = "primary"
+
+    telemetry_max_body_bytes: int = Field(default=65_536, gt=0)
+    telemetry_rate_limit: int = Field(default=30, ge=0)
+    telemetry_rate_window_seconds: int = Field(default=60, gt=0)
+
+    _split = field_validator(
+        "allowed_origins", "auth_allowed_emails", "auth_allowed_domains", mode="before"
+    )(_split_commas)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_mode != "off"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

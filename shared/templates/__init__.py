@@ -1,0 +1,1 @@
+"""Outreach templates: the rules for creating, editing and deleting them."""

@@ -1,0 +1,125 @@
+"""Template use-cases. Edits are optimistic: the caller names the version it read,
+and a transaction refuses the write if someone saved in between."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.cloud import firestore
+
+from shared import clock, ids, pagination
+from shared.errors import Conflict, NotFound, field_error
+from shared.store import templates as repo
+from shared.templates.models import Template, TemplateCreate, TemplateList, TemplatePatch, TemplateReplace
+
+_LIST_SCOPE = "templates"
+
+
+def to_api(doc: dict[str, Any]) -> Template:
+    return Template(
+        id=doc["id"],
+        name=doc["name"],
+        channel=doc.get("channel", "email"),
+        subject=doc["subject"],
+        body=doc["body"],
+        draft_first=bool(doc.get("draftFirst", False)),
+        version=doc["version"],
+        created_at=clock.rfc3339(doc["createdAt"]),
+        updated_at=clock.rfc3339(doc["updatedAt"]),
+    )
+
+
+def _document_fields(fields: TemplateCreate | TemplateReplace | TemplatePatch, only_set: bool) -> dict[str, Any]:
+    names = fields.model_fields_set if only_set else type(fields).model_fields.keys()
+    return {
+        type(fields).model_fields[n].alias or n: getattr(fields, n) for n in names if n != "version"
+    }
+
+
+def create(db: firestore.Client, fields: TemplateCreate) -> Template:
+    now = clock.now()
+    doc = {**_document_fields(fields, only_set=False), "version": 1, "createdAt": now, "updatedAt": now}
+    template_id = ids.new_id()
+    repo.ref(db, template_id).create(doc)
+    return to_api({"id": template_id, **doc})
+
+
+def get(db: firestore.Client, template_id: str) -> Template:
+    doc = repo.get(db, ids.check_id(template_id, "templateId"))
+    if doc is None:
+        raise NotFound(f"template {template_id} does not exist")
+    return to_api(doc)
+
+
+def list_templates(db: firestore.Client, page_size: int, page_token: str | None) -> TemplateList:
+    after = None
+    if page_token:
+        position = pagination.decode(page_token, _LIST_SCOPE)
+        try:
+            after = (clock.parse_rfc3339(position["createdAt"]), ids.check_id(position["id"], "pageToken"))
+        except (KeyError, TypeError, ValueError):
+            raise field_error("pageToken", "is not a token this API issued") from None
+    docs = repo.list_page(db, page_size + 1, after)
+    page, more = docs[:page_size], len(docs) > page_size
+    token = None
+    if more:
+        last = page[-1]
+        token = pagination.encode(_LIST_SCOPE, {"createdAt": clock.rfc3339(last["createdAt"]), "id": last["id"]})
+    return TemplateList(templates=[to_api(d) for d in page], next_page_token=token)
+
+
+def expected_version(body_version: int | None, if_match: str | None) -> int:
+    """The version to check, from the body or an If-Match ETag ("3" or W/"3")."""
+    if if_match:
+        text = if_match.strip().removeprefix("W/").strip('"')
+        if not text.isdigit():
+            raise field_error("If-Match", "must be the template's version as an ETag, e.g. \"3\"")
+        header_version = int(text)
+        if body_version is not None and body_version != header_version:
+            raise field_error("version", "disagrees with If-Match")
+        return header_version
+    if body_version is None:
+        raise field_error("version", "is required: send the version you edited (or an If-Match header)")
+    return body_version
+
+
+def update(
+    db: firestore.Client, template_id: str, fields: TemplateReplace | TemplatePatch, version: int, replace: bool
+) -> Template:
+    ref = repo.ref(db, ids.check_id(template_id, "templateId"))
+    changes = _document_fields(fields, only_set=not replace)
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> dict[str, Any]:
+        current = repo.get(db, template_id, transaction=transaction)
+        if current is None:
+            raise NotFound(f"template {template_id} does not exist")
+        if current["version"] != version:
+            raise Conflict(
+                f"template {template_id} was changed by someone else: you edited version {version}, "
+                f"it is now at version {current['version']}",
+                [{"field": "version", "expected": version, "current": current["version"]}],
+            )
+        updated = {**changes, "version": version + 1, "updatedAt": clock.now()}
+        transaction.update(ref, updated)
+        return {**current, **updated}
+
+    return to_api(apply(db.transaction()))
+
+
+def delete(db: firestore.Client, template_id: str, version: int | None) -> None:
+    ref = repo.ref(db, ids.check_id(template_id, "templateId"))
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> None:
+        current = repo.get(db, template_id, transaction=transaction)
+        if current is None:
+            raise NotFound(f"template {template_id} does not exist")
+        if version is not None and current["version"] != version:
+            raise Conflict(
+                f"template {template_id} is at version {current['version']}, not {version}",
+                [{"field": "version", "expected": version, "current": current["version"]}],
+            )
+        transaction.delete(ref)
+
+    apply(db.transaction())
