@@ -113,17 +113,49 @@ def error_body(code: str, message: str, details: list | None = None) -> dict[str
 Handler = Callable[[Call], Any]
 
 
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """What a route says about itself; shared/openapi.py builds the API document from these."""
+
+    rule: str
+    methods: tuple[str, ...]
+    handler: Handler
+    auth: AuthPolicy
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+
+
 class Router:
     def __init__(self, name: str):
         self.name = name
         self._map = Map(strict_slashes=False, merge_slashes=False)
         self._routes: dict[str, tuple[Handler, AuthPolicy]] = {}
+        self.operations: list[Operation] = []
 
-    def route(self, rule: str, methods: list[str], auth: AuthPolicy = "user") -> Callable[[Handler], Handler]:
+    def route(
+        self,
+        rule: str,
+        methods: list[str],
+        auth: AuthPolicy = "user",
+        *,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        """Registers a handler. body/query/response/status/errors only document the route."""
+
         def register(handler: Handler) -> Handler:
             endpoint = f"{handler.__name__}:{len(self._routes)}"
             self._map.add(Rule(rule, endpoint=endpoint, methods=methods))
             self._routes[endpoint] = (handler, auth)
+            self.operations.append(
+                Operation(rule, tuple(methods), handler, auth, body, query, response, status, tuple(errors))
+            )
             return handler
 
         return register

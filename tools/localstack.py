@@ -220,8 +220,15 @@ class Router:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
-        name = self.config.function_for(request.path)
-        response = self._proxy(request, name) if name else self._static(request)
+        # Hosting's order: an existing static file wins, then the first matching rewrite.
+        static = self._static_file(request.path)
+        name = None if static else self.config.function_for(request.path)
+        if static:
+            response = Response(static.read_bytes(), 200, mimetype=mimetypes.guess_type(static.name)[0] or "application/octet-stream")
+        elif name:
+            response = self._proxy(request, name)
+        else:
+            response = self._not_found()
         for pattern, headers in self.config.headers:
             if pattern.fullmatch(request.path):
                 for key, value in headers.items():
@@ -246,22 +253,22 @@ class Router:
         out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
         return Response(upstream.content, upstream.status_code, headers=out_headers)
 
-    def _static(self, request: Request) -> Response:
+    def _static_file(self, url_path: str) -> Path | None:
         public = self.config.public.resolve()
-        relative = request.path.lstrip("/")
-        candidates = [relative or "index.html"]
-        if relative and not relative.endswith("/"):
-            candidates += [relative + "/index.html"] + ([relative + ".html"] if self.config.clean_urls else [])
-        elif relative:
-            candidates.append(relative + "index.html")
+        relative = url_path.lstrip("/")
+        if not relative or relative.endswith("/"):
+            candidates = [relative + "index.html"]
+        else:
+            candidates = [relative, relative + "/index.html"] + ([relative + ".html"] if self.config.clean_urls else [])
         for candidate in candidates:
             path = (public / candidate).resolve()
             if path.is_relative_to(public) and path.is_file():
-                mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                return Response(path.read_bytes(), 200, mimetype=mimetype)
-        not_found = public / "404.html"
-        body = not_found.read_bytes() if not_found.is_file() else b"Not Found"
-        return Response(body, 404, mimetype="text/html")
+                return path
+        return None
+
+    def _not_found(self) -> Response:
+        page = self.config.public / "404.html"
+        return Response(page.read_bytes() if page.is_file() else b"Not Found", 404, mimetype="text/html")
 
 
 @dataclass

@@ -83,6 +83,11 @@ class Template(ApiModel):
     updated_at: str
 
 
+class Deleted(ApiModel):
+    id: str
+    deleted: bool = True
+
+
 class TemplateList(ApiModel):
     templates: list[Template]
     next_page_token: str | None = None
