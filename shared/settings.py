@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     build_version: str = "dev"
     log_level: str = "INFO"
 
+    firestore_deadline_seconds: float = Field(default=15.0, gt=0)
+
     allowed_origins: CommaList = ()
     max_body_bytes: int = Field(default=1_048_576, gt=0)
 

@@ -64,18 +64,28 @@ def test_unexpected_exception_is_500_with_request_id_and_no_stack(function_clien
     assert any("Traceback" in r.getMessage() and request_id in r.getMessage() for r in caplog.records)
 
 
-def test_firestore_outage_is_503_with_retry_after(function_client, monkeypatch):
-    from google.api_core import exceptions as gexc
+@pytest.fixture
+def unreachable_firestore(configure):
+    """A real client pointed at a port nobody listens on, with a short deadline."""
+    from tools.localstack import free_port
 
-    from shared.templates import service
+    from shared.store.client import get_db
 
-    def down(*args, **kwargs):
-        raise gexc.ServiceUnavailable("connection refused")
+    configure(FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}", FIRESTORE_DEADLINE_SECONDS="2")
+    get_db.cache_clear()
+    yield
+    get_db.cache_clear()
 
-    monkeypatch.setattr(service, "list_templates", down)
+
+def test_firestore_outage_is_a_quick_503_with_retry_after(function_client, unreachable_firestore):
+    import time
+
+    started = time.monotonic()
     response = function_client("templates").get("/api/templates")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["code"] == "unavailable"
+    assert time.monotonic() - started < 10
 
 
 def test_placeholder_functions_answer_501_until_their_issue_lands(function_client):
