@@ -2,10 +2,19 @@
 
 import functions_framework
 
-from shared.http import Router, not_implemented
+from shared import clock
+from shared.calendar import service
+from shared.calendar.models import ScheduleRequest
+from shared.http import Call, Router
+from shared.store.client import get_db
 
 router = Router("schedule")
-not_implemented(router, [('/api/calendar/schedule', ['POST'])], "issue 5")
+
+
+@router.route("/api/calendar/schedule", methods=["POST"])
+def schedule_meeting(call: Call):
+    request = call.json(ScheduleRequest)
+    return service.schedule(get_db(), request, clock.now(), call.user)
 
 
 @functions_framework.http

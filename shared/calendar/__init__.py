@@ -1,0 +1,1 @@
+"""Calendar scheduling: request models, the schedule use-case and its calendar backends."""
