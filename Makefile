@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast bench deploy-dry-run clean
+.PHONY: dev test test-fast lint smoke bench deploy-dry-run clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(PY) tools/dev.py
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest
 
 # Everything but the browser suite, for a quick loop.
@@ -26,6 +26,17 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script $(BENCH_ARGS) || exit 1; done
+
+# actionlint on the GitHub Actions workflows (a pinned dev dependency; make test runs it first).
+lint: $(STAMP)
+	$(VENV)/bin/actionlint -no-color -shellcheck=$(VENV)/bin/shellcheck -pyflakes=$(VENV)/bin/pyflakes .github/workflows/*.yml
+
+# Smoke check of a running site: `make smoke` checks `make dev`'s stack; after a deploy,
+# `make smoke SMOKE_URL=https://<project>.web.app EXPECT_VERSION=<git short sha>` with
+# SMOKE_ID_TOKEN in the environment.
+SMOKE_URL ?= http://127.0.0.1:5000
+smoke:
+	scripts/smoke "$(SMOKE_URL)" $(if $(EXPECT_VERSION),--expect-version "$(EXPECT_VERSION)")
 
 deploy-dry-run:
 	./deploy.sh --dry-run
