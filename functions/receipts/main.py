@@ -7,12 +7,27 @@ page calls first: it is the one most often warm, and it touches nothing.
 import functions_framework
 
 from shared import health
-from shared.http import Call, Router, not_implemented
+from shared.http import Call, Router
+from shared.receipts import service
+from shared.receipts.models import Receipts, ReceiptsQuery, RunList, RunsQuery
 from shared.settings import get_settings
 from shared.store.client import get_db
 
 router = Router("receipts")
-not_implemented(router, [("/api/lead-runs", ["GET"]), ("/api/lead-runs/<run_id>/receipts", ["GET"])], "issue 4")
+
+
+@router.route("/api/lead-runs", methods=["GET"], query=RunsQuery, response=RunList)
+def list_runs(call: Call):
+    """Recent runs, newest first, for the run-ID loader."""
+    query = call.query(RunsQuery)
+    return service.list_runs(get_db(), query.size, query.page_token)
+
+
+@router.route("/api/lead-runs/<run_id>/receipts", methods=["GET"], query=ReceiptsQuery, response=Receipts)
+def run_receipts(call: Call):
+    """A run, its job summary, and a page of its leads in index order with their action receipts."""
+    query = call.query(ReceiptsQuery)
+    return service.read_receipts(get_db(), call.params["run_id"], query.size, query.page_token, query.status)
 
 
 @router.route("/api/health", methods=["GET"], auth="public")

@@ -1,0 +1,299 @@
+"""The receipts read model: a view of what the jobs API and the worker write.
+
+A page of receipts costs at most three Firestore queries, whatever its size:
+  1. the run and its job document, in one batched get;
+  2. one query for the page of leads (index order, optionally one status);
+  3. one collection-group query on `actions` for all of those leads
+     (`runId ==` and `leadIndex` in the page's range, or `in` the page's indexes).
+An empty page skips the third, an unknown run stops after the first.
+
+Documents are read field by field from docs/data-model.md's names, tolerating
+missing or mistyped fields (a reader must not 500 because a writer left a field
+out), and nothing is copied that is not named here: that is how `workerToken`
+never reaches a response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from shared import clock, ids, logs, pagination
+from shared.errors import NotFound, field_error
+from shared.receipts.models import (
+    Action,
+    Counts,
+    Diagnostic,
+    Job,
+    JobConfig,
+    Lead,
+    Receipts,
+    Run,
+    RunList,
+)
+from shared.store import receipts as repo
+
+logger = logging.getLogger("mission_control.receipts")
+
+RUNS_SCOPE = "lead-runs"
+# How long past its lease's expiry a running job may go unrenewed before it is
+# reported stalled: a worker renews between batches, so a little slack avoids
+# flagging one that is merely between two writes.
+STALL_GRACE_SECONDS = 30.0
+
+
+# --- field readers: tolerant of what a writer left out ---------------------------
+
+
+def _int(value: Any, default: int | None = 0) -> int | None:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return default
+
+
+def _str(value: Any, default: str | None = "") -> str | None:
+    return value if isinstance(value, str) else default
+
+
+def _time(value: Any) -> str | None:
+    if isinstance(value, dt.datetime):
+        return clock.rfc3339(value)
+    if isinstance(value, str):
+        try:
+            return clock.rfc3339(clock.parse_rfc3339(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _json_safe(value: Any) -> Any:
+    """Free-form maps (lead fields, provider ids) as JSON: times in RFC 3339, the unknown as text."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return clock.rfc3339(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return _json_safe(value) if isinstance(value, dict) else {}
+
+
+def _counts(value: Any) -> Counts:
+    source = value if isinstance(value, dict) else {}
+    return Counts(**{name: _int(source.get(name)) for name in Counts.model_fields})
+
+
+# --- views -------------------------------------------------------------------------
+
+
+def run_view(doc: dict[str, Any]) -> Run:
+    return Run(
+        id=doc["id"],
+        name=_str(doc.get("name")) or doc["id"],
+        status=_str(doc.get("status")) or "idle",
+        total_leads=_int(doc.get("totalLeads")),
+        template_id=_str(doc.get("templateId"), None),
+        counts=_counts(doc.get("counts")),
+        created_at=_time(doc.get("createdAt")),
+        updated_at=_time(doc.get("updatedAt")),
+    )
+
+
+def is_stalled(doc: dict[str, Any], now: dt.datetime) -> bool:
+    """A running job whose worker lease has lapsed (or was never taken) past the grace."""
+    if doc.get("status") != "running":
+        return False
+    lease = doc.get("lease")
+    expires = lease.get("expiresAt") if isinstance(lease, dict) else None
+    if not isinstance(expires, dt.datetime):
+        # No lease while running: judge by the last progress the job recorded.
+        expires = doc.get("updatedAt") if isinstance(doc.get("updatedAt"), dt.datetime) else None
+        if expires is None:
+            return True
+    return now > expires + dt.timedelta(seconds=STALL_GRACE_SECONDS)
+
+
+def job_view(doc: dict[str, Any], now: dt.datetime) -> Job:
+    """An allow-list of the job's fields; see the Job model."""
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    lease = doc.get("lease") if isinstance(doc.get("lease"), dict) else {}
+    budget = config.get("timeBudgetSeconds")
+    diagnostics = doc.get("diagnostics") if isinstance(doc.get("diagnostics"), list) else []
+    return Job(
+        status=_str(doc.get("status")) or "queued",
+        next_index=_int(doc.get("nextIndex")),
+        total_leads=_int(doc.get("totalLeads")),
+        counts=_counts(doc.get("counts")),
+        diagnostics=[
+            Diagnostic(
+                at=_time(d.get("at")),
+                lead_index=_int(d.get("leadIndex"), None),
+                lead_doc_id=_str(d.get("leadDocId"), None),
+                code=_str(d.get("code"), None),
+                message=_str(d.get("message"), None),
+            )
+            for d in diagnostics
+            if isinstance(d, dict)
+        ],
+        config=JobConfig(
+            template_id=_str(config.get("templateId"), None),
+            batch_size=_int(config.get("batchSize"), None),
+            max_attempts=_int(config.get("maxAttempts"), None),
+            draft_first=config.get("draftFirst") if isinstance(config.get("draftFirst"), bool) else None,
+            time_budget_seconds=float(budget)
+            if isinstance(budget, (int, float)) and not isinstance(budget, bool)
+            else None,
+        ),
+        stalled=is_stalled(doc, now),
+        lease_expires_at=_time(lease.get("expiresAt")),
+        created_at=_time(doc.get("createdAt")),
+        updated_at=_time(doc.get("updatedAt")),
+        started_at=_time(doc.get("startedAt")),
+        finished_at=_time(doc.get("finishedAt")),
+    )
+
+
+def action_view(doc: dict[str, Any]) -> Action:
+    return Action(
+        id=doc["id"],
+        type=_str(doc.get("type")),
+        status=_str(doc.get("status")),
+        at=_time(doc.get("at")),
+        attempt=_int(doc.get("attempt"), None),
+        summary=_str(doc.get("summary")),
+        error=_str(doc.get("error"), None),
+        provider_ids=_map(doc.get("providerIds")),
+        idempotency_key=_str(doc.get("idempotencyKey"), None),
+    )
+
+
+def newest_first(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """By `at`, newest first; undated ones last; the id keeps the order stable."""
+    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+    def key(doc: dict[str, Any]) -> tuple[dt.datetime, str]:
+        at = doc.get("at")
+        return (at if isinstance(at, dt.datetime) else epoch, doc["id"])
+
+    return sorted(actions, key=key, reverse=True)
+
+
+def lead_view(doc: dict[str, Any], actions: list[dict[str, Any]]) -> Lead:
+    return Lead(
+        id=doc["id"],
+        index=_int(doc.get("index")),
+        email=_str(doc.get("email")),
+        first_name=_str(doc.get("firstName")),
+        last_name=_str(doc.get("lastName")),
+        company=_str(doc.get("company")),
+        time_zone=_str(doc.get("timeZone")),
+        fields=_map(doc.get("fields")),
+        status=_str(doc.get("status")) or "pending",
+        attempts=_int(doc.get("attempts")),
+        last_error=_str(doc.get("lastError"), None),
+        updated_at=_time(doc.get("updatedAt")),
+        actions=[action_view(a) for a in newest_first(actions)],
+    )
+
+
+# --- paging ------------------------------------------------------------------------
+
+
+def receipts_scope(run_id: str, status: str | None) -> str:
+    """A receipts token is good for one run and one filter only."""
+    return f"lead-runs/{run_id}/receipts?status={status or ''}"
+
+
+def _bad_token() -> Exception:
+    return field_error("pageToken", "is not a token this API issued")
+
+
+def plan_actions_read(indexes: list[int]) -> tuple[int, dict[str, Any]]:
+    """How many leads of a page to keep, and the one actions query that covers them.
+
+    Unfiltered pages are contiguous indexes: one range query reads exactly their
+    actions. A filtered page can be scattered (5 failed leads among 1,000); a range
+    would then read every lead's actions in between, so it is answered with an `in`
+    query instead, which Firestore caps at 30 values: such a page keeps its first 30
+    leads and the next page token continues after them.
+    """
+    first, last = indexes[0], indexes[-1]
+    if last - first + 1 <= 2 * len(indexes):
+        return len(indexes), {"first": first, "last": last}
+    kept = indexes[: repo.IN_LIMIT]
+    return len(kept), {"indexes": kept}
+
+
+def list_runs(db: Any, limit: int, page_token: str | None) -> RunList:
+    after = None
+    if page_token:
+        position = pagination.decode(page_token, RUNS_SCOPE)
+        try:
+            after = (clock.parse_rfc3339(position["createdAt"]), position["id"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise _bad_token() from None
+        if not ids.is_valid_id(after[1]):
+            raise _bad_token()
+    docs = repo.list_runs(db, limit + 1, after)
+    page, more = docs[:limit], len(docs) > limit
+    token = None
+    if more:
+        last = page[-1]
+        token = pagination.encode(RUNS_SCOPE, {"createdAt": clock.rfc3339(last["createdAt"]), "id": last["id"]})
+    return RunList(runs=[run_view(d) for d in page], next_page_token=token)
+
+
+def read_receipts(
+    db: Any, run_id: str, page_size: int, page_token: str | None, status: str | None,
+    now: dt.datetime | None = None,
+) -> Receipts:
+    ids.check_id(run_id, "runId")
+    after = None
+    if page_token:
+        position = pagination.decode(page_token, receipts_scope(run_id, status))
+        index, lead_id = position.get("index"), position.get("id")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0 or not ids.is_valid_id(lead_id):
+            raise _bad_token()
+        after = (index, lead_id)
+
+    began = time.perf_counter()
+    with repo.counting() as tally:
+        run, job = repo.get_run_and_job(db, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} does not exist")
+        docs = repo.list_leads(db, run_id, page_size + 1, after, status)
+        page, more = docs[:page_size], len(docs) > page_size
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        if page:
+            keep, plan = plan_actions_read([_int(d.get("index")) for d in page])
+            if keep < len(page):
+                page, more = page[:keep], True
+            grouped = repo.list_actions(db, run_id, **plan)
+
+    logs.log(
+        logger, logging.INFO, "receipts page read",
+        runId=run_id, status=status, leads=len(page), actions=sum(len(v) for v in grouped.values()),
+        firestoreQueries=tally.queries, documentsRead=tally.documents,
+        elapsedMs=round((time.perf_counter() - began) * 1000, 1),
+    )
+    token = None
+    if more:
+        last = page[-1]
+        token = pagination.encode(receipts_scope(run_id, status), {"index": _int(last.get("index")), "id": last["id"]})
+    return Receipts(
+        run=run_view(run),
+        job=job_view(job, now or clock.now()) if job is not None else None,
+        leads=[lead_view(d, grouped.get(d["id"], [])) for d in page],
+        next_page_token=token,
+    )
