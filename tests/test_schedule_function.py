@@ -146,6 +146,14 @@ def test_booking_a_long_meeting_crossing_hours_blocks_every_hour(client, db):
     assert late.status_code == 409
 
 
+def test_candidate_start_booking_takes_the_zone_from_the_lead(client, db):
+    # The Operations page books a chosen slot this way.
+    body = post(client, {"candidateStarts": ["2030-06-03T09:00:00-04:00"], "book": True,
+                         "lead": {"timeZone": "America/New_York", "email": "ada@example.com"}})
+    assert body["booking"]["timeZone"] == "America/New_York"
+    assert body["booking"]["start"] == "2030-06-03T09:00:00-04:00"
+
+
 def test_book_with_nothing_free_is_409(client, db):
     response = client.post(PATH, json={"slotSearch": {**SEARCH, "workingDays": [6]}, "book": True})
     assert response.status_code == 409
@@ -227,6 +235,7 @@ BAD_REQUESTS = [
     ({"slotSearch": SEARCH, "calendarId": "team|x"}, "calendarId"),
     ({"slotSearch": SEARCH, "attendees": [{"email": "not an address"}]}, "attendees.0.email"),
     ({"slotSearch": SEARCH, "title": ""}, "title"),
+    ({"slotSearch": SEARCH, "lead": {"timeZone": "Nowhere/Else"}}, "lead.timeZone"),
     ({"slotSearch": {**SEARCH, "colour": "blue"}}, "slotSearch.colour"),
     ({"slotSearch": SEARCH, "candidate_start": "x"}, "candidate_start"),
     ([SEARCH], "(body)"),

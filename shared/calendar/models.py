@@ -56,6 +56,15 @@ def _not_after_year_9998(value: dt.datetime) -> dt.datetime:
 OffsetDateTime = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(_not_after_year_9998)]
 
 
+def _known_zone(name: str | None) -> str | None:
+    if name is not None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not an IANA time zone name such as America/New_York") from None
+    return name
+
+
 def _wall_minutes(allow_24: bool):
     def check(value: str) -> str:
         slots.parse_wall_minutes(value, allow_24=allow_24)  # raises ValueError with the reason
@@ -114,14 +123,7 @@ class SlotSearch(ApiModel):
     max_candidates: StrictInt = Field(default=10, ge=1, le=MAX_CANDIDATES)
     busy: list[BusyInterval] = Field(default=[], max_length=MAX_BUSY)
 
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("is not an IANA time zone name such as America/New_York") from None
-        return name
+    _known_zone = field_validator("time_zone")(_known_zone)
 
     @field_validator("end_date")
     @classmethod
@@ -173,6 +175,8 @@ class LeadInfo(ApiModel):
     last_name: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
     time_zone: str | None = Field(default=None, max_length=64)
+
+    _known_zone = field_validator("time_zone")(_known_zone)
 
 
 class ScheduleRequest(ApiModel):

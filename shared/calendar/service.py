@@ -107,7 +107,7 @@ def _book_first_free(
             end_utc=slot.end_utc,
             start=slot.start.isoformat(),
             end=slot.end.isoformat(),
-            time_zone=request.slot_search.time_zone if request.slot_search is not None else None,
+            time_zone=_booking_zone(request),
             title=request.title,
             description=request.description,
             attendees=[a.model_dump(by_alias=True, exclude_none=True) for a in request.attendees],
@@ -124,6 +124,14 @@ def _book_first_free(
             return _booking(stored)
     detail = "no candidate slot was found" if not found else "every candidate slot was booked meanwhile"
     raise Conflict(f"nothing to book: {detail}", [{"field": "book", "candidates": len(found)}])
+
+
+def _booking_zone(request: ScheduleRequest) -> str | None:
+    """The zone the meeting is shown in: the search's, else the lead's (the Operations
+    page books a chosen slot as a candidateStart and names the zone on the lead)."""
+    if request.slot_search is not None:
+        return request.slot_search.time_zone
+    return request.lead.time_zone if request.lead is not None else None
 
 
 def _utc_text(instant: dt.datetime) -> str:
