@@ -27,7 +27,10 @@ def list_runs(call: Call):
 def run_receipts(call: Call):
     """A run, its job summary, and a page of its leads in index order with their action receipts."""
     query = call.query(ReceiptsQuery)
-    return service.read_receipts(get_db(), call.params["run_id"], query.size, query.page_token, query.status)
+    return service.read_receipts(
+        get_db(), call.params["run_id"], query.size, query.page_token, query.status,
+        lease_seconds=get_settings().worker_lease_seconds,
+    )
 
 
 @router.route("/api/health", methods=["GET"], auth="public")

@@ -38,10 +38,7 @@ from shared.store import receipts as repo
 logger = logging.getLogger("mission_control.receipts")
 
 RUNS_SCOPE = "lead-runs"
-# How long past its lease's expiry a running job may go unrenewed before it is
-# reported stalled: a worker renews between batches, so a little slack avoids
-# flagging one that is merely between two writes.
-STALL_GRACE_SECONDS = 30.0
+ACTIVE_STATUSES = frozenset({"queued", "running"})  # a worker may be processing leads
 
 
 # --- field readers: tolerant of what a writer left out ---------------------------
@@ -110,21 +107,27 @@ def run_view(doc: dict[str, Any]) -> Run:
     )
 
 
-def is_stalled(doc: dict[str, Any], now: dt.datetime) -> bool:
-    """A running job whose worker lease has lapsed (or was never taken) past the grace."""
-    if doc.get("status") != "running":
+def is_stalled(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> bool:
+    """Active (queued or running) and nobody is making progress: the lease expired beyond
+    the grace period, or there is no lease and nothing was written for longer than a lease.
+
+    The same rule as the jobs API's status (shared/jobs/state.py), so the two endpoints
+    never disagree about one job; the grace is a quarter of a lease, at least 1 s.
+    """
+    if doc.get("status") not in ACTIVE_STATUSES:
         return False
+    grace = dt.timedelta(seconds=max(1.0, lease_seconds / 4))
     lease = doc.get("lease")
     expires = lease.get("expiresAt") if isinstance(lease, dict) else None
-    if not isinstance(expires, dt.datetime):
-        # No lease while running: judge by the last progress the job recorded.
-        expires = doc.get("updatedAt") if isinstance(doc.get("updatedAt"), dt.datetime) else None
-        if expires is None:
-            return True
-    return now > expires + dt.timedelta(seconds=STALL_GRACE_SECONDS)
+    if isinstance(expires, dt.datetime):
+        return expires + grace < now
+    updated = doc.get("updatedAt")
+    if not isinstance(updated, dt.datetime):
+        return True
+    return updated + dt.timedelta(seconds=lease_seconds) + grace < now
 
 
-def job_view(doc: dict[str, Any], now: dt.datetime) -> Job:
+def job_view(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> Job:
     """An allow-list of the job's fields; see the Job model."""
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     lease = doc.get("lease") if isinstance(doc.get("lease"), dict) else {}
@@ -155,8 +158,8 @@ def job_view(doc: dict[str, Any], now: dt.datetime) -> Job:
             if isinstance(budget, (int, float)) and not isinstance(budget, bool)
             else None,
         ),
-        stalled=is_stalled(doc, now),
-        lease_expires_at=_time(lease.get("expiresAt")),
+        stalled=is_stalled(doc, now, lease_seconds),
+        lease_expires_at=_time(lease.get("expiresAt")) if doc.get("status") in ACTIVE_STATUSES else None,
         created_at=_time(doc.get("createdAt")),
         updated_at=_time(doc.get("updatedAt")),
         started_at=_time(doc.get("startedAt")),
@@ -256,7 +259,7 @@ def list_runs(db: Any, limit: int, page_token: str | None) -> RunList:
 
 def read_receipts(
     db: Any, run_id: str, page_size: int, page_token: str | None, status: str | None,
-    now: dt.datetime | None = None,
+    *, lease_seconds: float, now: dt.datetime | None = None,
 ) -> Receipts:
     ids.check_id(run_id, "runId")
     after = None
@@ -293,7 +296,7 @@ def read_receipts(
         token = pagination.encode(receipts_scope(run_id, status), {"index": _int(last.get("index")), "id": last["id"]})
     return Receipts(
         run=run_view(run),
-        job=job_view(job, now or clock.now()) if job is not None else None,
+        job=job_view(job, now or clock.now(), lease_seconds) if job is not None else None,
         leads=[lead_view(d, grouped.get(d["id"], [])) for d in page],
         next_page_token=token,
     )

@@ -17,12 +17,12 @@ TOKEN = "wt-never-copied"
 
 def test_job_view_copies_only_named_fields():
     doc = {
-        "status": "paused", "nextIndex": 7, "totalLeads": 10, "workerToken": TOKEN,
+        "status": "running", "nextIndex": 7, "totalLeads": 10, "workerToken": TOKEN,
         "attemptsByLead": {"lead-000001": 2}, "lease": {"owner": TOKEN, "expiresAt": NOW},
         "config": {"templateId": "t", "batchSize": 5, "apiKey": TOKEN}, "somethingNew": TOKEN,
         "diagnostics": [{"at": NOW, "code": "x", "message": "m", "leadIndex": 1, "leadDocId": "lead-000001", "extra": TOKEN}],
     }
-    dumped = service.job_view(doc, NOW).model_dump_json(by_alias=True)
+    dumped = service.job_view(doc, NOW, 120).model_dump_json(by_alias=True)
     assert TOKEN not in dumped
     assert '"leaseExpiresAt":"2026-03-01T12:00:00.000000Z"' in dumped
 
@@ -31,7 +31,7 @@ def test_views_tolerate_missing_and_mistyped_fields():
     run = service.run_view({"id": "r1", "totalLeads": "many", "counts": {"sent": 2, "failed": True}, "createdAt": "nope"})
     assert run.name == "r1" and run.status == "idle" and run.total_leads == 0
     assert run.counts.sent == 2 and run.counts.failed == 0 and run.created_at is None
-    job = service.job_view({"diagnostics": ["not a map", {"code": 3}], "config": "x"}, NOW)
+    job = service.job_view({"diagnostics": ["not a map", {"code": 3}], "config": "x"}, NOW, 120)
     assert job.status == "queued" and len(job.diagnostics) == 1 and job.diagnostics[0].code is None
     lead = service.lead_view({"id": "lead-000000", "index": 0, "fields": {"when": NOW, "n": [1, {"x": NOW}]}}, [])
     assert lead.fields == {"when": "2026-03-01T12:00:00.000000Z", "n": [1, {"x": "2026-03-01T12:00:00.000000Z"}]}
@@ -46,17 +46,18 @@ def test_timestamps_are_rfc3339_utc():
 
 
 @pytest.mark.parametrize("job, stalled", [
-    ({"status": "running", "lease": {"expiresAt": NOW - dt.timedelta(seconds=31)}}, True),
+    ({"status": "running", "lease": {"expiresAt": NOW - dt.timedelta(seconds=31)}}, True),   # grace: 120 / 4
     ({"status": "running", "lease": {"expiresAt": NOW - dt.timedelta(seconds=29)}}, False),
     ({"status": "running", "lease": {"expiresAt": NOW + dt.timedelta(minutes=1)}}, False),
-    ({"status": "running", "lease": None, "updatedAt": NOW - dt.timedelta(minutes=5)}, True),
-    ({"status": "running", "lease": None, "updatedAt": NOW}, False),
+    ({"status": "queued", "lease": {"expiresAt": NOW - dt.timedelta(minutes=1)}}, True),
+    ({"status": "running", "lease": None, "updatedAt": NOW - dt.timedelta(seconds=151)}, True),
+    ({"status": "running", "lease": None, "updatedAt": NOW - dt.timedelta(seconds=149)}, False),
     ({"status": "running"}, True),
     ({"status": "paused", "lease": {"expiresAt": NOW - dt.timedelta(hours=1)}}, False),
     ({"status": "completed"}, False),
 ])
-def test_stalled_means_running_with_a_lapsed_lease(job, stalled):
-    assert service.is_stalled(job, NOW) is stalled
+def test_stalled_means_active_with_nobody_making_progress(job, stalled):
+    assert service.is_stalled(job, NOW, lease_seconds=120) is stalled
 
 
 def test_actions_newest_first_undated_last():
