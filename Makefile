@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint smoke bench deploy-dry-run clean
+.PHONY: dev test test-fast lint smoke bench deploy-dry-run clean browser-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,25 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(PY) tools/dev.py
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser-deps
 	$(PY) -m pytest
 
 # Everything but the browser suite, for a quick loop.
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not browser"
+
+# The browser suite drives Debian's Chromium (Playwright's own download needs internet).
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "warning: $(CHROMIUM) is missing, so the browser tests will fail." >&2; \
+		echo "  Install it as root: sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+		echo "  (or run 'make test-fast' to skip the browser suite)" >&2; \
+	fi
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script $(BENCH_ARGS) || exit 1; done

@@ -1,0 +1,190 @@
+"""Runs screen in a real browser: foreground and background runs, pause/resume,
+reload by URL, the recent list, and draft-first receipts. Real worker, real emulator."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.usefixtures("jobs_api")
+
+LEADS_CSV = """email,First Name,last_name,company,timeZone,Job Title
+ada@example.com,Ada,Lovelace,Analytical Engines,Europe/London,CTO
+grace@example.com,Grace,Hopper,Navy,America/New_York,Rear Admiral
+not-an-email,Bad,Row,Nowhere,UTC,None
+alan@example.com,Alan,Turing,Bletchley,Europe/London,Cryptanalyst
+"""
+
+
+def make_template(stack, draft_first: bool = False, name: str = "Intro") -> dict:
+    body = {"name": name, "subject": "Hi {{firstName}}", "body": "Hello {{firstName}} at {{company}}", "draftFirst": draft_first}
+    response = requests.post(f"{stack.url}/api/templates", json=body, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def start_via_api(stack, run_id: str, template_id: str, count: int, name: str | None = None) -> dict:
+    leads = [{"email": f"lead{i}@example.com", "firstName": f"Lead{i}", "company": "Acme"} for i in range(count)]
+    body = {"action": "start", "mode": "foreground", "config": {"templateId": template_id}, "leads": leads}
+    if name:
+        body["name"] = name
+    response = requests.post(f"{stack.url}/api/lead-runs/{run_id}/jobs", json=body, timeout=60)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def processed_count(page) -> int:
+    match = re.match(r"(\d+) / (\d+)", page.locator("#run-progress-label").inner_text())
+    assert match, page.locator("#run-progress-label").inner_text()
+    return int(match.group(1))
+
+
+def run_id_in_url(page) -> str:
+    match = re.search(r"[?&]run=([^&#]+)", page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+def test_foreground_run_shows_its_receipts_and_comes_back_after_a_reload(page, stack, db, screenshot):
+    template = make_template(stack, name="Webinar")
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    page.locator("#start-template").select_option(template["id"])
+    expect(page.locator("#start-template-info")).to_contain_text("sends")
+    page.get_by_label("Run name").fill("Webinar follow-up")
+    page.get_by_label("Leads (CSV with a header row, or JSON)").fill(LEADS_CSV)
+    expect(page.locator("#start-leads-count")).to_have_text("4 leads")
+    page.get_by_label("Foreground").check()
+    page.get_by_role("button", name="Start run").click()
+
+    expect(page.locator("#start-status")).to_contain_text("finished")
+    run_id = run_id_in_url(page)
+    expect(page.locator("#run-id")).to_have_text(run_id)
+    expect(page.locator("#run-status")).to_have_text("completed with errors")
+    expect(page.locator("#run-progress-label")).to_have_text("4 / 4 processed")
+    expect(page.locator("#count-sent")).to_have_text("3")
+    expect(page.locator("#count-failed")).to_have_text("1")
+    rows = page.locator("#receipts-body tr")
+    expect(rows).to_have_count(4)
+    expect(rows.nth(0)).to_contain_text("ada@example.com")
+    expect(rows.nth(0).locator("[data-type='email.send'][data-status='sent']")).to_have_count(1)
+    expect(rows.nth(2)).to_have_attribute("data-status", "failed")
+    expect(page.get_by_role("button", name="Retry failed")).to_be_enabled()
+    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    expect(page.locator("#recent-runs")).to_contain_text("Webinar follow-up")
+    screenshot(page, "runs-foreground")
+
+    # The CSV's extra column reached the lead as a field with an API-safe name.
+    lead = db.collection("lead_runs").document(run_id).collection("leads").document("lead-000000").get().to_dict()
+    assert lead["firstName"] == "Ada" and lead["lastName"] == "Lovelace" and lead["fields"] == {"Job_Title": "CTO"}
+    assert len(list(db.collection("mail").stream())) == 3
+
+    page.get_by_label("Only failed leads").check()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("not-an-email")
+
+    # A reload brings the same run back from ?run=ID.
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    expect(page.locator("#run-id")).to_have_text(run_id)
+    expect(page.locator("#run-name")).to_have_text("Webinar follow-up")
+    expect(page.locator("#receipts-body tr")).to_have_count(4)
+    screenshot(page, "runs-reloaded")
+
+
+def test_background_run_pauses_stops_counting_resumes_and_completes(page, stack, db, screenshot):
+    template = make_template(stack, name="Big run")
+    leads = "\n".join(["email,firstName,company"] + [f"bulk{i}@example.com,Bulk{i},Acme" for i in range(120)])
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    page.locator("#start-template").select_option(template["id"])
+    page.locator("#start-file").set_input_files(files=[{"name": "leads.csv", "mimeType": "text/csv", "buffer": leads.encode()}])
+    expect(page.locator("#start-leads-count")).to_have_text("120 leads")
+    page.get_by_label("Background").check()
+    page.locator("summary", has_text="Options").click()
+    page.get_by_label("Batch size").fill("5")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator("#start-status")).to_contain_text("started")
+    run_id = run_id_in_url(page)
+
+    # Pause once the worker has made some progress.
+    expect(page.locator("#run-progress-label")).not_to_have_text(re.compile(r"^0 / "), timeout=30_000)
+    screenshot(page, "runs-background", full_page=False)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#run-status")).to_have_text("paused", timeout=20_000)
+    expect(page.get_by_role("button", name="Resume")).to_be_enabled()
+    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    time.sleep(1.5)  # the lead in flight may still land
+    page.get_by_role("button", name="Refresh run").click()
+    expect(page.get_by_role("button", name="Refresh run")).to_be_enabled()
+    paused_at = processed_count(page)
+    assert paused_at < 120, "the run finished before it could be paused"
+    time.sleep(2.5)
+    page.get_by_role("button", name="Refresh run").click()
+    expect(page.locator("#run-progress-label")).to_have_text(f"{paused_at} / 120 processed")
+    job = db.collection("lead_runs").document(run_id).collection("jobs").document("default").get().to_dict()
+    assert job["status"] == "paused"
+    screenshot(page, "runs-paused", full_page=False)
+
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=90_000)
+    expect(page.locator("#run-progress-label")).to_have_text("120 / 120 processed")
+    expect(page.locator("#count-sent")).to_have_text("120")
+    assert len(list(db.collection("mail").stream())) == 120
+
+
+def test_prior_runs_load_from_the_recent_list_and_the_run_id_box(page, stack):
+    template = make_template(stack)
+    start_via_api(stack, "older-run", template["id"], 2, name="Older run")
+    start_via_api(stack, "newer-run", template["id"], 3, name="Newer run")
+    page.get_by_role("button", name="Refresh recent runs").click()
+    recent = page.locator("#recent-runs button")
+    expect(recent).to_have_count(2)
+    expect(recent.nth(0)).to_contain_text("Newer run")
+    recent.nth(1).click()
+    expect(page.locator("#run-id")).to_have_text("older-run")
+    assert run_id_in_url(page) == "older-run"
+    expect(page.locator("#receipts-body tr")).to_have_count(2)
+    expect(recent.nth(1)).to_have_attribute("aria-current", "true")
+
+    page.get_by_label("Run ID", exact=True).fill("newer-run")
+    page.get_by_role("button", name="Load", exact=True).click()
+    expect(page.locator("#run-id")).to_have_text("newer-run")
+    expect(page.locator("#receipts-body tr")).to_have_count(3)
+
+    # Back returns to the previous run.
+    page.go_back()
+    expect(page.locator("#run-id")).to_have_text("older-run")
+
+    page.get_by_label("Run ID", exact=True).fill("no-such-run")
+    page.get_by_role("button", name="Load", exact=True).click()
+    expect(page.locator("#run-error")).to_contain_text("no-such-run")
+
+
+def test_draft_first_switch_makes_the_run_draft(page, stack, db, screenshot):
+    template = make_template(stack, draft_first=False, name="Careful outreach")
+    page.get_by_role("tab", name="Templates").click()
+    page.get_by_role("switch", name="Draft first for Careful outreach").check()
+    expect(page.locator("#templates-body tr").first.locator("td").nth(2)).to_have_text("v2")
+
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#start-template").select_option(template["id"])
+    expect(page.locator("#start-template-info")).to_contain_text("draft first")
+    page.get_by_label("Leads (CSV with a header row, or JSON)").fill(
+        '[{"email": "ada@example.com", "firstName": "Ada", "company": "AE"},'
+        ' {"email": "grace@example.com", "firstName": "Grace", "company": "Navy"}]'
+    )
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=30_000)
+    rows = page.locator("#receipts-body tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#receipts-body [data-type='email.draft'][data-status='drafted']")).to_have_count(2)
+    expect(page.locator("#receipts-body [data-type='email.send']")).to_have_count(0)
+    expect(page.locator("#count-drafted")).to_have_text("2")
+    screenshot(page, "receipts-drafts")
+    assert len(list(db.collection("mail_drafts").stream())) == 2
+    assert list(db.collection("mail").stream()) == []
