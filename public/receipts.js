@@ -22,42 +22,49 @@ export function initReceipts({ onReceipts }) {
     page = 0;
     refreshReceipts();
   });
-  $("#receipts-next").addEventListener("click", (event) => {
+  $("#receipts-next").addEventListener("click", async (event) => {
     if (!nextToken) return;
     tokens[page + 1] = nextToken;
     page += 1;
-    busy(event.currentTarget, () => refreshReceipts(), $("#receipts-error"));
+    await busy(event.currentTarget, () => refreshReceipts(), $("#receipts-error"));
+    updatePager(); // busy() put the button back as it was; the new page decides
   });
-  $("#receipts-prev").addEventListener("click", (event) => {
+  $("#receipts-prev").addEventListener("click", async (event) => {
     if (page === 0) return;
     page -= 1;
-    busy(event.currentTarget, () => refreshReceipts(), $("#receipts-error"));
+    await busy(event.currentTarget, () => refreshReceipts(), $("#receipts-error"));
+    updatePager();
   });
   $("#receipts-refresh").addEventListener("click", (event) => busy(event.currentTarget, () => refreshReceipts(), $("#receipts-error")));
 }
 
-export function showReceiptsFor(id) {
+export function showReceiptsFor(id, options = {}) {
   runId = id;
   tokens = [null];
   page = 0;
   nextToken = null;
   $("#receipts").hidden = !id;
   clear($("#receipts-body"));
+  $("#receipts-empty").hidden = true;
   showError($("#receipts-error"), null);
-  return id ? refreshReceipts() : Promise.resolve(null);
+  return id ? refreshReceipts(options) : Promise.resolve(null);
 }
 
 export function onFirstPage() {
   return page === 0;
 }
 
-/** Loads the current page again; resolves to the body, or null on failure (shown in the box). */
-export async function refreshReceipts() {
+/**
+ * Loads the current page again; resolves to the body. A failure is shown in the box and
+ * rethrown, except a 404 while `expectMissing` (a foreground run not created yet): null.
+ */
+export async function refreshReceipts({ expectMissing = false } = {}) {
   if (!runId) return null;
   const mine = ++generation;
   const id = runId;
   try {
     const body = await api("GET", path(id), {
+      quiet: expectMissing,
       query: { pageSize: PAGE_SIZE, pageToken: tokens[page] || undefined, status: $("#receipts-failed").checked ? "failed" : undefined },
     });
     if (mine !== generation || id !== runId) return null; // a newer load or another run won
@@ -67,6 +74,7 @@ export async function refreshReceipts() {
     onData(body);
     return body;
   } catch (err) {
+    if (expectMissing && err.status === 404) return null;
     if (mine === generation) showError($("#receipts-error"), err, "Could not load receipts");
     throw err;
   }
@@ -76,9 +84,13 @@ function render(leads) {
   clear($("#receipts-body"), leads.map(leadRow));
   $("#receipts-empty").hidden = leads.length > 0;
   $("#receipts-empty").textContent = $("#receipts-failed").checked ? "No failed leads on this page." : "No leads on this page.";
+  updatePager();
+  $("#receipts-page").textContent = `Page ${page + 1}${leads.length ? ` · leads ${leads[0].index + 1}–${leads[leads.length - 1].index + 1}` : ""}`;
+}
+
+function updatePager() {
   $("#receipts-prev").disabled = page === 0;
   $("#receipts-next").disabled = !nextToken;
-  $("#receipts-page").textContent = `Page ${page + 1}${leads.length ? ` · leads ${leads[0].index + 1}–${leads[leads.length - 1].index + 1}` : ""}`;
 }
 
 function leadRow(lead) {

@@ -3,8 +3,9 @@
 // Manual: the "Report an issue" form (source: manual) with the current run and the
 // last API error attached. Automatic: uncaught errors and unhandled rejections
 // (source: auto), each distinct error once per page load, at most MAX_AUTO per load,
-// and never about the telemetry call itself, so a broken telemetry endpoint cannot
-// make the page report its own reporting in a loop.
+// never about the telemetry call itself, and the sending code catches its own
+// failures, so a broken telemetry endpoint cannot make the page report its own
+// reporting in a loop.
 
 import { api, ApiError, describeError, lastApiError } from "./api.js";
 import { $, busy, clear, el, showError } from "./ui.js";
@@ -15,7 +16,7 @@ const MAX_AUTO = 5;
 const RELEASE = "ops-page-1";
 const seen = new Set();
 let autoSent = 0;
-let reporting = false;
+let queue = Promise.resolve();
 
 function baseReport() {
   return {
@@ -99,15 +100,19 @@ function isTelemetryFailure(error) {
   return error instanceof ApiError && error.path === ENDPOINT;
 }
 
-async function autoReport(error, fallbackMessage, where) {
-  if (reporting || isTelemetryFailure(error)) return;
+function autoReport(error, fallbackMessage, where) {
+  if (isTelemetryFailure(error)) return;
   const message = (error instanceof Error ? `${error.name}: ${describeError(error)}` : fallbackMessage || describeError(error)).slice(0, 1000);
   const stack = error instanceof Error && error.stack ? error.stack : where || undefined;
   const key = `${message}\n${(stack || "").split("\n").slice(0, 2).join("\n")}`;
   if (seen.has(key) || autoSent >= MAX_AUTO) return;
   seen.add(key);
   autoSent += 1;
-  reporting = true;
+  // One report at a time, in order; the cap above bounds the queue.
+  queue = queue.then(() => sendAuto(error, message, stack));
+}
+
+async function sendAuto(error, message, stack) {
   try {
     const context = attachedContext();
     if (error instanceof ApiError) context.apiError = error.toReport();
@@ -129,7 +134,5 @@ async function autoReport(error, fallbackMessage, where) {
   } catch (err) {
     // Reporting must never produce another report; the console is the last resort.
     console.warn("could not report an error automatically:", describeError(err));
-  } finally {
-    reporting = false;
   }
 }

@@ -158,12 +158,13 @@ async function onStart(event) {
   const name = $("#start-name").value.trim();
   if (name) body.name = name;
 
+  const previousRun = getRun();
   await busy($("#start-button"), async () => {
     say(status, mode === "foreground" ? `Running ${leads.length} leads in the foreground…` : `Starting a background run of ${leads.length} leads…`);
     if (mode === "foreground") {
       // The answer comes when every lead is done; meanwhile the receipts fill in.
       foregroundBusy = true;
-      setRun(runId);
+      watch(runId);
     }
     try {
       const answer = await api("POST", jobsPath(runId), { body });
@@ -173,12 +174,19 @@ async function onStart(event) {
       foregroundBusy = false;
       const recent = loadRecent();
       if (getRun() === runId) await refreshRun();
-      else setRun(runId);
+      else watch(runId);
       await recent;
     } catch (err) {
       say(status, "");
       showError(errorBox, err, "The run did not start");
-      if (mode === "foreground" && getRun() === runId) await refreshRun().catch(() => {});
+      foregroundBusy = false;
+      if (mode === "foreground" && getRun() === runId) {
+        // Refused before anything was written (400/409/413...): show what was shown before.
+        // Otherwise the run exists and may have partial results: show them.
+        const refused = err instanceof ApiError && err.status >= 400 && err.status < 500;
+        if (refused && previousRun !== runId) window.history.back();
+        else await refreshRun().catch(() => {});
+      }
     } finally {
       foregroundBusy = false;
     }
@@ -187,10 +195,19 @@ async function onStart(event) {
 
 // --- load -------------------------------------------------------------------------
 
+/** Shows a run the operator asked for, and brings it into view (on a phone it is below the forms). */
+function watch(id) {
+  setRun(id);
+  const view = $("#run-view");
+  if (view.getBoundingClientRect().top < 0 || view.getBoundingClientRect().top > window.innerHeight * 0.6) {
+    view.scrollIntoView({ block: "start" });
+  }
+}
+
 async function openRun(id) {
   showError($("#load-error"), null);
   if (getRun() === id) return refreshRun();
-  setRun(id);
+  watch(id);
   $("#load-run-id").value = "";
   return undefined;
 }
@@ -210,7 +227,7 @@ export async function loadRecent() {
               {},
               el(
                 "button",
-                { type: "button", class: "run-link", dataset: { runId: run.id }, "aria-current": run.id === getRun() ? "true" : false, onclick: () => setRun(run.id) },
+                { type: "button", class: "run-link", dataset: { runId: run.id }, "aria-current": run.id === getRun() ? "true" : false, onclick: () => watch(run.id) },
                 el("span", { class: "strong ellipsis" }, run.name || run.id),
                 el("span", { class: "muted small" }, `${run.totalLeads} leads · ${formatTime(run.createdAt)}`),
                 badge(run.status),
@@ -248,14 +265,16 @@ async function showRun(id) {
     item.setAttribute("aria-current", item.dataset.runId === id ? "true" : "false");
   }
   try {
-    await showReceiptsFor(id);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 404) {
-      showError($("#run-error"), err, foregroundBusy ? "Starting" : "No such run");
-      if (foregroundBusy) schedulePoll();
+    const body = await showReceiptsFor(id, { expectMissing: foregroundBusy });
+    if (!body && foregroundBusy) {
+      // The foreground request creates the run; its receipts appear as leads finish.
+      $("#run-updated").textContent = "waiting for the first results…";
+      schedulePoll();
       return;
     }
-    showError($("#run-error"), err);
+  } catch (err) {
+    showError($("#run-error"), err, err instanceof ApiError && err.status === 404 ? "No such run" : "");
+    return;
   }
   await refreshJob();
   schedulePoll();
@@ -275,18 +294,18 @@ function onReceiptsLoaded(body) {
 }
 
 /** GET the job; a 404 means the run has no job (only receipts), not an error. */
-async function refreshJob() {
+async function refreshJob({ expectMissing = false } = {}) {
   const id = getRun();
   if (!id) return;
   try {
-    const body = await api("GET", jobsPath(id), { quiet: true });
+    const body = await api("GET", jobsPath(id), { quiet: expectMissing });
     if (id !== getRun()) return;
     lastJob = fresher(lastJob, body.job || null);
     showError($("#run-error"), null);
   } catch (err) {
     if (id !== getRun()) return;
-    if (err instanceof ApiError && err.status === 404) lastJob = lastJob || null;
-    else showError($("#run-error"), err, "Could not read the job");
+    // 404: the run has no job yet (or not even a run, which the receipts say in words).
+    if (!(err instanceof ApiError && err.status === 404)) showError($("#run-error"), err, "Could not read the job");
   }
   renderRun();
 }
@@ -308,8 +327,8 @@ function schedulePoll() {
   pollTimer = setTimeout(async () => {
     pollTicks += 1;
     const withReceipts = foregroundBusy || pollTicks % RECEIPTS_EVERY === 0;
-    await refreshJob();
-    if (withReceipts && onFirstPage()) await refreshReceipts().catch(() => null);
+    await refreshJob({ expectMissing: foregroundBusy });
+    if (withReceipts && onFirstPage()) await refreshReceipts({ expectMissing: foregroundBusy }).catch(() => null);
     schedulePoll();
   }, POLL_MS);
 }

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from playwright.sync_api import expect
+
+from tools import localstack
 
 
 def stored_events(db) -> list[dict]:
@@ -77,3 +80,34 @@ def test_uncaught_errors_are_reported_once_each_and_capped(page, db, telemetry_a
     )
     time.sleep(1.5)
     assert len(stored_events(db)) == 5
+
+
+@pytest.fixture(scope="module")
+def strict_stack(emulator):
+    """A stack whose telemetry takes one report per client per window: the next ones are 429s."""
+    env = {"TELEMETRY_RATE_LIMIT": "1", "TELEMETRY_RATE_WINDOW_SECONDS": "600"}
+    with localstack.running_stack(
+        emulator=emulator, port=localstack.free_port(), env=env, names=["receipts", "templates", "telemetry"]
+    ) as running:
+        yield running
+
+
+def test_a_refused_report_is_not_reported_again(open_page, strict_stack, db, telemetry_api):
+    page = open_page(base_url=strict_stack.url)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.url.endswith("/api/telemetry/error") else None)
+    page.evaluate(
+        """() => { for (let i = 0; i < 3; i++) setTimeout(() => { throw new Error("refused report " + i); }, 0); }"""
+    )
+    expect(page.locator("#page-error")).to_contain_text("refused report 0")
+    deadline = time.monotonic() + 15
+    while len(posts) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(1500)  # time for a (wrong) report about the refusals to go out
+    # One stored, two refused with 429, and no report about the refusals.
+    assert len(posts) == 3, posts
+    events = stored_events(db)
+    assert len(events) == 1 and "refused report 0" in events[0]["message"]
+    # The refusals do not become "the last API error" a manual report would carry.
+    page.get_by_role("tab", name="Report an issue").click()
+    expect(page.locator("#report-attached-error")).to_have_text("none")

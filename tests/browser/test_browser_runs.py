@@ -73,8 +73,8 @@ def test_foreground_run_shows_its_receipts_and_comes_back_after_a_reload(page, s
     expect(rows.nth(0)).to_contain_text("ada@example.com")
     expect(rows.nth(0).locator("[data-type='email.send'][data-status='sent']")).to_have_count(1)
     expect(rows.nth(2)).to_have_attribute("data-status", "failed")
-    expect(page.get_by_role("button", name="Retry failed")).to_be_enabled()
-    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    expect(page.get_by_role("button", name="Retry failed", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Pause", exact=True)).to_be_disabled()
     expect(page.locator("#recent-runs")).to_contain_text("Webinar follow-up")
     screenshot(page, "runs-foreground")
 
@@ -95,6 +95,20 @@ def test_foreground_run_shows_its_receipts_and_comes_back_after_a_reload(page, s
     expect(page.locator("#receipts-body tr")).to_have_count(4)
     screenshot(page, "runs-reloaded")
 
+    # Retry failed re-queues the bad lead; it is tried again and fails again (a permanent error).
+    failed_at = page.locator("#receipts-body tr[data-status='failed'] time")
+    first_try = failed_at.get_attribute("datetime")
+    page.get_by_role("button", name="Retry failed", exact=True).click()
+    expect(failed_at).not_to_have_attribute("datetime", first_try, timeout=30_000)
+    expect(page.locator("#run-status")).to_have_text("completed with errors")
+    expect(page.locator("#count-failed")).to_have_text("1")
+
+    # The same run at phone width: one column, nothing scrolls sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.locator("#run-view").scroll_into_view_if_needed()
+    screenshot(page, "phone-run", full_page=False)
+
 
 def test_background_run_pauses_stops_counting_resumes_and_completes(page, stack, db, screenshot):
     template = make_template(stack, name="Big run")
@@ -114,10 +128,10 @@ def test_background_run_pauses_stops_counting_resumes_and_completes(page, stack,
     # Pause once the worker has made some progress.
     expect(page.locator("#run-progress-label")).not_to_have_text(re.compile(r"^0 / "), timeout=30_000)
     screenshot(page, "runs-background", full_page=False)
-    page.get_by_role("button", name="Pause").click()
+    page.get_by_role("button", name="Pause", exact=True).click()
     expect(page.locator("#run-status")).to_have_text("paused", timeout=20_000)
-    expect(page.get_by_role("button", name="Resume")).to_be_enabled()
-    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Pause", exact=True)).to_be_disabled()
     time.sleep(1.5)  # the lead in flight may still land
     page.get_by_role("button", name="Refresh run").click()
     expect(page.get_by_role("button", name="Refresh run")).to_be_enabled()
@@ -130,11 +144,40 @@ def test_background_run_pauses_stops_counting_resumes_and_completes(page, stack,
     assert job["status"] == "paused"
     screenshot(page, "runs-paused", full_page=False)
 
-    page.get_by_role("button", name="Resume").click()
+    page.get_by_role("button", name="Resume", exact=True).click()
     expect(page.locator("#run-status")).to_have_text("completed", timeout=90_000)
     expect(page.locator("#run-progress-label")).to_have_text("120 / 120 processed")
     expect(page.locator("#count-sent")).to_have_text("120")
     assert len(list(db.collection("mail").stream())) == 120
+
+    # Receipts come 50 leads a page.
+    expect(page.locator("#receipts-body tr")).to_have_count(50)
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("#receipts-page")).to_have_text("Page 2 · leads 51–100")
+    expect(page.locator("#receipts-body tr").first).to_contain_text("bulk50@example.com")
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("#receipts-body tr")).to_have_count(20)
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    page.get_by_role("button", name="Previous page").click()
+    expect(page.locator("#receipts-page")).to_have_text("Page 2 · leads 51–100")
+
+
+def test_cancel_ends_a_paused_background_run(open_page, stack, db):
+    template = make_template(stack)
+    leads = [{"email": f"c{i}@example.com", "firstName": f"C{i}"} for i in range(150)]
+    body = {"action": "start", "mode": "background", "config": {"templateId": template["id"], "batchSize": 5}, "leads": leads}
+    response = requests.post(f"{stack.url}/api/lead-runs/to-cancel/jobs", json=body, timeout=30)
+    assert response.status_code in (200, 201, 202), response.text
+    page = open_page("/?run=to-cancel")
+    expect(page.locator("#run-id")).to_have_text("to-cancel")
+    page.get_by_role("button", name="Pause", exact=True).click()
+    expect(page.locator("#run-status")).to_have_text("paused", timeout=20_000)
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    for name in ("Pause", "Resume", "Retry failed", "Cancel"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
+    job = db.collection("lead_runs").document("to-cancel").collection("jobs").document("default").get().to_dict()
+    assert job["status"] == "cancelled"
 
 
 def test_prior_runs_load_from_the_recent_list_and_the_run_id_box(page, stack):
@@ -188,3 +231,25 @@ def test_draft_first_switch_makes_the_run_draft(page, stack, db, screenshot):
     screenshot(page, "receipts-drafts")
     assert len(list(db.collection("mail_drafts").stream())) == 2
     assert list(db.collection("mail").stream()) == []
+
+
+def test_a_refused_start_reads_as_words_and_leaves_no_run_behind(page, stack, db):
+    template = make_template(stack)
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", state="attached")
+    page.locator("#start-template").select_option(template["id"])
+    leads = "\n".join(["email"] + [f"many{i}@example.com" for i in range(51)])
+    page.get_by_label("Leads (CSV with a header row, or JSON)").fill(leads)
+    page.get_by_role("button", name="Start run").click()
+    error = page.locator("#start-error")
+    expect(error).to_contain_text("at most 50 leads")
+    expect(error).to_contain_text("background")
+    expect(error).not_to_contain_text("[object Object]")
+    expect(page.locator("#no-run")).to_be_visible()
+    assert "run=" not in page.url
+    assert list(db.collection("lead_runs").stream()) == []
+
+    # A CSV without an email column never reaches the API.
+    page.get_by_label("Leads (CSV with a header row, or JSON)").fill("name,company\nAda,AE")
+    page.get_by_role("button", name="Start run").click()
+    expect(error).to_contain_text('needs a header row with an "email" column')
