@@ -93,6 +93,7 @@ async function onSubmit(event) {
     );
     result.hidden = false;
     $("#report-description").value = "";
+    showAttached();
   }, errorBox);
 }
 

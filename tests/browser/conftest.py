@@ -79,6 +79,7 @@ class PageWatch:
 
     def __init__(self, origin: str, also_allowed: tuple[str, ...] = ()):
         self.origins = {origin, *also_allowed}
+        self.allow_page_errors = False
         self.external: list[str] = []
         self.page_errors: list[str] = []
         self.console_errors: list[str] = []
@@ -96,7 +97,8 @@ def open_page(browser, stack) -> Iterator[Callable[..., object]]:
     """open_page(path="/", viewport=DESKTOP) → a Playwright page on the stack, ready.
 
     After the test: no request left the stack's origin (the page must work offline),
-    apart from `also_allowed` origins (the sign-in service in the auth test).
+    apart from `also_allowed` origins (the sign-in service in the auth test), and no
+    uncaught error happened in the page unless the test throws some on purpose.
     """
     contexts = []
     watches: list[PageWatch] = []
@@ -108,6 +110,7 @@ def open_page(browser, stack) -> Iterator[Callable[..., object]]:
         config_js: str | None = None,
         base_url: str | None = None,
         also_allowed: tuple[str, ...] = (),
+        allow_page_errors: bool = False,
     ):
         origin = base_url or stack.url
         context = browser.new_context(viewport=viewport or DESKTOP, base_url=origin)
@@ -119,6 +122,7 @@ def open_page(browser, stack) -> Iterator[Callable[..., object]]:
             ))
         page = context.new_page()
         watch = PageWatch(origin, also_allowed)
+        watch.allow_page_errors = allow_page_errors
         watches.append(watch)
         page.on("request", watch.on_request)
         page.on("pageerror", lambda exc: watch.page_errors.append(str(exc)))
@@ -134,6 +138,8 @@ def open_page(browser, stack) -> Iterator[Callable[..., object]]:
         context.close()
     for watch in watches:
         assert not watch.external, f"the page made requests off the local stack: {watch.external}"
+        if not watch.allow_page_errors:
+            assert not watch.page_errors, f"uncaught errors in the page: {watch.page_errors}"
 
 
 @pytest.fixture

@@ -57,7 +57,8 @@ def test_file_a_report_and_find_it_in_firestore(page, db, telemetry_api, screens
     assert "manual" in flat and "warning" in flat
 
 
-def test_uncaught_errors_are_reported_once_each_and_capped(page, db, telemetry_api):
+def test_uncaught_errors_are_reported_once_each_and_capped(open_page, db, telemetry_api):
+    page = open_page(allow_page_errors=True)
     # The same error three times (timers, so they are uncaught) and one rejection.
     page.evaluate(
         """() => {
@@ -93,7 +94,7 @@ def strict_stack(emulator):
 
 
 def test_a_refused_report_is_not_reported_again(open_page, strict_stack, db, telemetry_api):
-    page = open_page(base_url=strict_stack.url)
+    page = open_page(base_url=strict_stack.url, allow_page_errors=True)
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.url.endswith("/api/telemetry/error") else None)
     page.evaluate(

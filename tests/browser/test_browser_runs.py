@@ -3,6 +3,7 @@ reload by URL, the recent list, and draft-first receipts. Real worker, real emul
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 
@@ -76,6 +77,9 @@ def test_foreground_run_shows_its_receipts_and_comes_back_after_a_reload(page, s
     expect(page.get_by_role("button", name="Retry failed", exact=True)).to_be_enabled()
     expect(page.get_by_role("button", name="Pause", exact=True)).to_be_disabled()
     expect(page.locator("#recent-runs")).to_contain_text("Webinar follow-up")
+    page.locator("#run-diagnostics-box summary").click()
+    expect(page.locator("#run-diagnostics")).to_contain_text("lead 3")
+    expect(page.locator("#run-diagnostics")).to_contain_text("not-an-email")
     screenshot(page, "runs-foreground")
 
     # The CSV's extra column reached the lead as a field with an API-safe name.
@@ -164,7 +168,7 @@ def test_background_run_pauses_stops_counting_resumes_and_completes(page, stack,
 
 def test_cancel_ends_a_paused_background_run(open_page, stack, db):
     template = make_template(stack)
-    leads = [{"email": f"c{i}@example.com", "firstName": f"C{i}"} for i in range(150)]
+    leads = [{"email": f"c{i}@example.com", "firstName": f"C{i}", "company": "Acme"} for i in range(150)]
     body = {"action": "start", "mode": "background", "config": {"templateId": template["id"], "batchSize": 5}, "leads": leads}
     response = requests.post(f"{stack.url}/api/lead-runs/to-cancel/jobs", json=body, timeout=30)
     assert response.status_code in (200, 201, 202), response.text
@@ -253,3 +257,27 @@ def test_a_refused_start_reads_as_words_and_leaves_no_run_behind(page, stack, db
     page.get_by_label("Leads (CSV with a header row, or JSON)").fill("name,company\nAda,AE")
     page.get_by_role("button", name="Start run").click()
     expect(error).to_contain_text('needs a header row with an "email" column')
+
+
+def test_a_stalled_run_is_flagged_and_resume_restarts_it(open_page, stack, db):
+    template = make_template(stack)
+    leads = [{"email": f"s{i}@example.com", "firstName": f"S{i}", "company": "Acme"} for i in range(100)]
+    body = {"action": "start", "mode": "background", "config": {"templateId": template["id"], "batchSize": 5}, "leads": leads}
+    started = requests.post(f"{stack.url}/api/lead-runs/stalls/jobs", json=body, timeout=30)
+    assert started.status_code in (200, 201, 202), started.text
+    paused = requests.post(f"{stack.url}/api/lead-runs/stalls/jobs", json={"action": "pause"}, timeout=30)
+    assert paused.status_code == 200, paused.text
+    # What a worker that died mid-chain leaves behind: running, with a lease long expired.
+    expired = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    db.collection("lead_runs").document("stalls").collection("jobs").document("default").update(
+        {"status": "running", "lease": {"owner": "gone", "expiresAt": expired}, "updatedAt": expired}
+    )
+
+    page = open_page("/?run=stalls")
+    expect(page.locator("#run-stalled")).to_be_visible()
+    expect(page.locator("#run-stalled")).to_contain_text("stalled")
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=60_000)
+    expect(page.locator("#run-stalled")).to_be_hidden()
+    expect(page.locator("#run-progress-label")).to_have_text("100 / 100 processed")
