@@ -1,11 +1,28 @@
-"""Background lead runs: POST/GET /api/lead-runs/{runId}/jobs."""
+"""Lead-run jobs: POST/GET /api/lead-runs/{runId}/jobs (start, pause, resume, retry, cancel, status)."""
 
 import functions_framework
 
-from shared.http import Router, not_implemented
+from shared.http import Call, Router, read_json
+from shared.jobs import models, service
+from shared.store.client import get_db
 
 router = Router("jobs")
-not_implemented(router, [('/api/lead-runs/<run_id>/jobs', ['GET', 'POST'])], "issue 3")
+
+
+@router.route("/api/lead-runs/<run_id>/jobs", methods=["GET"], response=models.JobEnvelope)
+def get_job(call: Call):
+    """The run's job: status, progress, counts, diagnostics, stalled."""
+    return service.status(get_db(), call.params["run_id"])
+
+
+@router.route(
+    "/api/lead-runs/<run_id>/jobs", methods=["POST"], body=models.JobRequest, response=models.StartResponse,
+    errors=(409,),
+)
+def post_job(call: Call):
+    """Start (background or foreground), pause, resume, retry or cancel the run's job."""
+    request = models.parse_request(read_json(call.request, models.MAX_START_BYTES))
+    return service.post(get_db(), call.params["run_id"], request)
 
 
 @functions_framework.http

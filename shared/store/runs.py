@@ -1,8 +1,14 @@
-"""Paths of lead runs and everything under them (SPEC.md "Firestore data model")."""
+"""lead_runs/{runId} and everything under it: the paths and document shapes of runs,
+leads, action receipts and the job (SPEC.md "Firestore data model", docs/data-model.md).
+
+Nothing outside this module builds one of these paths.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -12,6 +18,11 @@ LEADS = "leads"
 ACTIONS = "actions"
 JOBS = "jobs"
 DEFAULT_JOB = "default"
+LEASES = "leases"
+
+LEAD_STATUSES = ("pending", "sent", "drafted", "failed", "skipped")
+# Firestore commits at most 500 writes; lead creation and retry resets go in chunks of this.
+WRITE_CHUNK = 500
 
 
 def runs(db: "firestore.Client") -> "firestore.CollectionReference":
@@ -42,3 +53,99 @@ def action_ref(
 
 def job_ref(db: "firestore.Client", run_id: str) -> "firestore.DocumentReference":
     return run_ref(db, run_id).collection(JOBS).document(DEFAULT_JOB)
+
+
+def lease_claim_ref(db: "firestore.Client", run_id: str, lease_id: str) -> "firestore.DocumentReference":
+    """jobs/default/leases/{leaseId}: created once by the worker that takes a hand-off."""
+    return job_ref(db, run_id).collection(LEASES).document(lease_id)
+
+
+# --- ids ------------------------------------------------------------------------
+
+
+def lead_doc_id(index: int) -> str:
+    """Deterministic, and sorts in processing order: lead-000042."""
+    return f"lead-{index:06d}"
+
+
+def idempotency_key(run_id: str, lead_id: str, step: str) -> str:
+    return f"{run_id}:{lead_id}:{step}"
+
+
+# --- reads ----------------------------------------------------------------------
+
+
+def _as_dict(snapshot: Any) -> dict[str, Any] | None:
+    return {"id": snapshot.id, **snapshot.to_dict()} if snapshot.exists else None
+
+
+def get_run(db: "firestore.Client", run_id: str, transaction: Any = None) -> dict[str, Any] | None:
+    return _as_dict(run_ref(db, run_id).get(transaction=transaction))
+
+
+def get_job(db: "firestore.Client", run_id: str, transaction: Any = None) -> dict[str, Any] | None:
+    return _as_dict(job_ref(db, run_id).get(transaction=transaction))
+
+
+def get_run_and_job(
+    db: "firestore.Client", run_id: str, transaction: Any = None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    refs = [run_ref(db, run_id), job_ref(db, run_id)]
+    found = {s.reference.path: _as_dict(s) for s in db.get_all(refs, transaction=transaction)}
+    return found.get(refs[0].path), found.get(refs[1].path)
+
+
+def read_leads(db: "firestore.Client", run_id: str, start: int, count: int) -> list[dict[str, Any]]:
+    """Leads start..start+count-1 in index order, by key (no query: ids are deterministic)."""
+    refs = [lead_ref(db, run_id, lead_doc_id(i)) for i in range(start, start + count)]
+    found = [_as_dict(s) for s in db.get_all(refs)]
+    return sorted((d for d in found if d is not None), key=lambda d: d["index"])
+
+
+def get_lead(db: "firestore.Client", run_id: str, lead_id: str) -> dict[str, Any] | None:
+    return _as_dict(lead_ref(db, run_id, lead_id).get())
+
+
+def leads_with_status(db: "firestore.Client", run_id: str, status: str) -> Iterator[dict[str, Any]]:
+    query = leads(db, run_id).where(filter=FieldFilter("status", "==", status))
+    for snapshot in query.stream():
+        yield {"id": snapshot.id, **snapshot.to_dict()}
+
+
+def count_leads(db: "firestore.Client", run_id: str) -> dict[str, int]:
+    """Lead counts by status from aggregation queries (reads index entries, not documents)."""
+    counts = {}
+    for status in LEAD_STATUSES:
+        result = leads(db, run_id).where(filter=FieldFilter("status", "==", status)).count().get()
+        counts[status] = int(result[0][0].value)
+    return counts
+
+
+# --- writes ---------------------------------------------------------------------
+
+
+def write_leads(db: "firestore.Client", run_id: str, docs: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """set() of every (leadDocId, fields), in commits of WRITE_CHUNK; re-running rewrites the same ids."""
+    batch, pending = db.batch(), 0
+    for lead_id, fields in docs:
+        batch.set(lead_ref(db, run_id, lead_id), fields)
+        pending += 1
+        if pending == WRITE_CHUNK:
+            batch.commit()
+            batch, pending = db.batch(), 0
+    if pending:
+        batch.commit()
+
+
+def update_leads(db: "firestore.Client", run_id: str, lead_ids: Iterable[str], fields: dict[str, Any]) -> int:
+    batch, pending, total = db.batch(), 0, 0
+    for lead_id in lead_ids:
+        batch.update(lead_ref(db, run_id, lead_id), fields)
+        pending += 1
+        total += 1
+        if pending == WRITE_CHUNK:
+            batch.commit()
+            batch, pending = db.batch(), 0
+    if pending:
+        batch.commit()
+    return total

@@ -1,0 +1,391 @@
+"""Jobs use-cases behind /api/lead-runs/{runId}/jobs: start (background or foreground),
+pause, resume, retry, cancel, and the status view.
+
+Rules (docs/jobs.md has the whole story):
+- start validates everything before writing anything. A new run is written in one
+  consistent step as far as readers can tell: the job document is claimed first
+  (so two different starts cannot both write leads), then the leads in commits of
+  500, then the run document, which is what makes the run visible.
+- the same start sent again is answered from what exists (200), never run twice; a
+  different start while the run has a live job is 409.
+- every transition runs in a transaction on the job document and is checked by
+  shared/jobs/state.py; illegal ones are 409 naming the current status.
+- resume and retry give the job a fresh worker token and lease, so a stray worker of
+  the old chain is refused (403) or stops at its next lead.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hashlib
+import json
+import time
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared import auth, clock, ids
+from shared.errors import Conflict, NotFound, TooLarge, field_error
+from shared.http import Reply
+from shared.jobs import state, worker
+from shared.jobs.dispatch import Dispatcher, invoke_worker
+from shared.jobs.models import (
+    ControlRequest,
+    Counts,
+    Diagnostic,
+    Job,
+    JobConfigView,
+    JobEnvelope,
+    LeadIn,
+    LeadResult,
+    StartRequest,
+    StartResponse,
+)
+from shared.outreach import pipeline
+from shared.outreach.providers import Provider, get_provider
+from shared.settings import Settings, get_settings
+from shared.store import runs as repo
+from shared.store import templates as templates_repo
+
+# Hosting ends a rewritten request at 60 s: a foreground run stops before that.
+FOREGROUND_MAX_SECONDS = 50.0
+# A start that claimed a run but never finished writing it may be replaced after this.
+ABANDONED_CLAIM = dt.timedelta(minutes=10)
+
+
+def post(
+    db: Any,
+    run_id: str,
+    request: StartRequest | ControlRequest,
+    settings: Settings | None = None,
+    dispatcher: Dispatcher | None = None,
+    provider: Provider | None = None,
+) -> Reply:
+    settings = settings or get_settings()
+    ids.check_id(run_id, "runId")
+    dispatcher = dispatcher or (lambda run, token, lease: invoke_worker(run, token, lease, settings))
+    if isinstance(request, StartRequest):
+        return start(db, run_id, request, settings, dispatcher, provider)
+    return control(db, run_id, request.action, settings, dispatcher)
+
+
+def status(db: Any, run_id: str, settings: Settings | None = None) -> JobEnvelope:
+    ids.check_id(run_id, "runId")
+    run, job = repo.get_run_and_job(db, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return JobEnvelope(job=to_view(run_id, job, settings or get_settings()) if job else None)
+
+
+# --- start ------------------------------------------------------------------------------
+
+
+def start(
+    db: Any, run_id: str, request: StartRequest, settings: Settings, dispatcher: Dispatcher, provider: Provider | None
+) -> Reply:
+    config = request.config
+    template = templates_repo.get(db, config.template_id)
+    if template is None:
+        raise field_error("config.templateId", f"no template with id {config.template_id}")
+    job_config = {
+        "templateId": config.template_id,
+        "batchSize": config.batch_size,
+        "maxAttempts": config.max_attempts,
+        "draftFirst": config.draft_first,
+        "timeBudgetSeconds": config.time_budget_seconds,
+    }
+    lead_docs = lead_documents(request.leads) if request.leads else None
+    leads_fp = fingerprint([lead.document_fields() for lead in request.leads]) if request.leads else None
+    start_fp = fingerprint({"mode": request.mode, "config": job_config, "leads": leads_fp, "name": request.name})
+
+    run, job = repo.get_run_and_job(db, run_id)
+    if run is None and lead_docs is None:
+        raise NotFound(f"run {run_id} does not exist; send `leads` to create it")
+    _check_same_leads(run, leads_fp)
+    total = len(lead_docs) if lead_docs is not None else int(run.get("totalLeads") or 0)
+    if request.mode == "foreground" and total > settings.foreground_max_leads:
+        raise TooLarge(
+            f"a foreground run takes at most {settings.foreground_max_leads} leads and this one has {total}; "
+            "use mode \"background\" for larger runs",
+            [{"field": "mode", "limit": settings.foreground_max_leads, "leads": total}],
+        )
+    if run is not None and job is not None and job.get("startFingerprint") == start_fp:
+        return _answer_repeat(db, run_id, job, request.mode, settings)
+    if run is not None:
+        _check_can_start(job, run, clock.now())
+
+    background = request.mode == "background"
+    now = clock.now()
+    budget = _foreground_budget(config.time_budget_seconds)
+    lease_for = settings.worker_lease_seconds + (0 if background else budget)
+    counts = initial_counts(lead_docs) if run is None else repo.count_leads(db, run_id)
+    fresh = {
+        "status": state.QUEUED if background else state.RUNNING,
+        "mode": request.mode,
+        "nextIndex": 0,
+        "totalLeads": total,
+        "counts": counts,
+        "diagnostics": [],
+        "attemptsByLead": {},
+        "workerToken": auth.new_worker_token() if background else None,
+        "config": job_config,
+        "lease": {"owner": worker.new_owner("h" if background else "fg"), "expiresAt": now + dt.timedelta(seconds=lease_for)},
+        "startFingerprint": start_fp,
+        "createdAt": now,
+        "updatedAt": now,
+        "startedAt": None if background else now,
+        "finishedAt": None,
+        "progressAt": firestore.SERVER_TIMESTAMP,
+        "writes": 1,
+    }
+    outcome, job = _claim(db, run_id, fresh, start_fp, leads_fp)
+    if outcome == "repeat":
+        return _answer_repeat(db, run_id, job, request.mode, settings)
+    if run is None:
+        repo.write_leads(db, run_id, lead_docs)
+        try:
+            repo.run_ref(db, run_id).create({
+                "name": request.name or run_id,
+                "createdAt": now,
+                "updatedAt": now,
+                "status": job["status"],
+                "totalLeads": total,
+                "templateId": config.template_id,
+                "counts": counts,
+                "leadsFingerprint": leads_fp,
+            })
+        except gexc.AlreadyExists:  # an identical start finished first and started the job
+            return _answer_repeat(db, run_id, repo.get_job(db, run_id), request.mode, settings)
+    else:
+        repo.run_ref(db, run_id).update(
+            {"status": job["status"], "templateId": config.template_id, "counts": counts, "updatedAt": now}
+        )
+    if not background:
+        return _run_foreground(db, run_id, job["lease"]["owner"], budget, settings, provider)
+    if not dispatcher(run_id, job["workerToken"], job["lease"]["owner"]):
+        worker.note_dispatch_failure(db, run_id, job["lease"]["owner"])
+    return Reply(StartResponse(job=to_view(run_id, repo.get_job(db, run_id), settings)), 202)
+
+
+def _claim(
+    db: Any, run_id: str, fresh: dict[str, Any], start_fp: str, leads_fp: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Writes the new job unless an identical start got there first: ("new" | "continue" | "repeat", job)."""
+    ref = repo.job_ref(db, run_id)
+
+    @firestore.transactional
+    def claim(transaction: Any) -> tuple[str, dict[str, Any]]:
+        run, current = repo.get_run_and_job(db, run_id, transaction=transaction)
+        if current is not None and current.get("startFingerprint") == start_fp:
+            # Same start: answer it if done, or finish the interrupted creation with its claim.
+            return ("repeat" if run is not None else "continue"), current
+        _check_same_leads(run, leads_fp)
+        _check_can_start(current, run, clock.now())
+        transaction.set(ref, fresh)
+        return "new", fresh
+
+    return claim(db.transaction())
+
+
+def _check_same_leads(run: dict[str, Any] | None, leads_fp: str | None) -> None:
+    if run is not None and leads_fp is not None and run.get("leadsFingerprint") != leads_fp:
+        raise Conflict(
+            f"run {run['id']} already exists with other leads: start it without `leads`, or use a new run id",
+            [{"field": "leads"}],
+        )
+
+
+def _check_can_start(job: dict[str, Any] | None, run: dict[str, Any] | None, now: dt.datetime) -> None:
+    if job is None or job.get("status") not in state.LIVE:
+        return
+    if run is None:
+        created = job.get("createdAt")
+        if created is not None and created + ABANDONED_CLAIM < now:
+            return
+        raise Conflict("another start is creating this run right now; try again shortly", [{"field": "action"}])
+    raise Conflict(
+        f"run {run['id']} already has a {job['status']} job; pause or cancel it, or wait for it to finish",
+        [{"field": "action", "status": job["status"]}],
+    )
+
+
+def _foreground_budget(requested: float | None) -> float:
+    return min(requested or FOREGROUND_MAX_SECONDS, FOREGROUND_MAX_SECONDS)
+
+
+def _run_foreground(
+    db: Any, run_id: str, owner: str, budget: float, settings: Settings, provider: Provider | None
+) -> Reply:
+    """The worker's own batch loop, inside this request; what is left when the budget runs
+    out waits, paused, for a resume (which continues in the background)."""
+    job = repo.get_job(db, run_id)
+    result = worker.run_batch(
+        db, run_id, job, owner, time.monotonic() + budget, int(job["totalLeads"]) or 1,
+        provider or get_provider(settings),
+    )
+    worker.checkpoint(db, run_id, owner, result, settings, on_unfinished="pause")
+    job = repo.get_job(db, run_id)
+    return Reply(StartResponse(job=to_view(run_id, job, settings), results=lead_results(db, run_id, job)))
+
+
+def _answer_repeat(db: Any, run_id: str, job: dict[str, Any], mode: str, settings: Settings) -> Reply:
+    results = lead_results(db, run_id, job) if mode == "foreground" else None
+    return Reply(StartResponse(job=to_view(run_id, job, settings), results=results), 200)
+
+
+def lead_documents(leads: list[LeadIn]) -> list[tuple[str, dict[str, Any]]]:
+    """(leadDocId, document) in index order. A repeated address is `skipped` so nobody is
+    emailed twice by one run; the address itself is checked when the lead is processed."""
+    seen: dict[str, str] = {}
+    docs = []
+    for index, lead in enumerate(leads):
+        lead_id = repo.lead_doc_id(index)
+        fields = lead.document_fields()
+        key = fields["email"].lower()
+        status, last_error = "pending", None
+        if key and key in seen:
+            status, last_error = "skipped", f"duplicate of {seen[key]} (same email address)"
+        elif key:
+            seen[key] = lead_id
+        docs.append((lead_id, {
+            "index": index, **fields, "status": status, "attempts": 0, "lastError": last_error,
+            "updatedAt": firestore.SERVER_TIMESTAMP,
+        }))
+    return docs
+
+
+def initial_counts(lead_docs: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    counts = {status: 0 for status in repo.LEAD_STATUSES}
+    for _, doc in lead_docs:
+        counts[doc["status"]] += 1
+    return counts
+
+
+def fingerprint(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- pause / resume / retry / cancel ----------------------------------------------------
+
+
+def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: Dispatcher) -> Reply:
+    run, job = repo.get_run_and_job(db, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    if job is None:
+        raise Conflict(f"run {run_id} has no job to {action}: start one", [{"field": "action"}])
+    failed = sorted(repo.leads_with_status(db, run_id, "failed"), key=lambda d: d["index"]) if action == "retry" else []
+    token, owner = auth.new_worker_token(), worker.new_owner()
+    ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
+
+    @firestore.transactional
+    def apply(transaction: Any) -> bool:
+        current = repo.get_job(db, run_id, transaction=transaction)
+        if current is None:
+            raise Conflict(f"run {run_id} has no job to {action}: start one", [{"field": "action"}])
+        now = clock.now()
+        if state.is_noop(action, current["status"]):
+            return False
+        stalled = state.is_stalled(current, now, settings.worker_lease_seconds)
+        target = state.next_status(action, current["status"], stalled)
+        updates: dict[str, Any] = {"status": target, "updatedAt": now, "writes": firestore.Increment(1)}
+        run_updates: dict[str, Any] = {"status": target, "updatedAt": now}
+        diagnostics = list(current.get("diagnostics") or [])
+        if action == "cancel":
+            # The lease stays so the worker in flight can still record the lead it finishes.
+            updates.update({"workerToken": None, "finishedAt": now})
+        if action in ("resume", "retry"):
+            was = "stalled" if stalled else current["status"]
+            updates.update({
+                "workerToken": token,
+                "lease": {"owner": owner, "expiresAt": now + dt.timedelta(seconds=settings.worker_lease_seconds)},
+                "mode": "background",
+                "finishedAt": None,
+            })
+            diagnostics.append(worker.diagnostic(action, f"{action} by the operator (job was {was})"))
+        if action == "retry":
+            counts = worker.add_counts(current.get("counts"), _retry_deltas(len(failed)))
+            updates.update({
+                "nextIndex": failed[0]["index"] if failed else current["nextIndex"],
+                "counts": counts,
+                "attemptsByLead": {},
+            })
+            run_updates["counts"] = counts
+        updates["diagnostics"] = diagnostics[-worker.MAX_DIAGNOSTICS:]
+        transaction.update(ref, updates)
+        transaction.update(run_ref, run_updates)
+        return True
+
+    changed = apply(db.transaction())
+    if changed and action == "retry" and failed:
+        repo.update_leads(
+            db, run_id, [lead["id"] for lead in failed],
+            {"status": "pending", "attempts": 0, "lastError": None, "updatedAt": firestore.SERVER_TIMESTAMP},
+        )
+    if changed and action in ("resume", "retry"):
+        if not dispatcher(run_id, token, owner):
+            worker.note_dispatch_failure(db, run_id, owner)
+    return Reply(StartResponse(job=to_view(run_id, repo.get_job(db, run_id), settings)))
+
+
+def _retry_deltas(failed: int) -> collections.Counter:
+    return collections.Counter({"failed": -failed, "pending": failed})
+
+
+# --- views ------------------------------------------------------------------------------
+
+
+def to_view(run_id: str, job: dict[str, Any], settings: Settings, now: dt.datetime | None = None) -> Job:
+    """The job as the API shows it: everything but the worker token and the lease owner."""
+    now = now or clock.now()
+    config = job.get("config") or {}
+    lease = job.get("lease") or {}
+    return Job(
+        run_id=run_id,
+        mode=job.get("mode", "background"),
+        status=job["status"],
+        next_index=int(job.get("nextIndex") or 0),
+        total_leads=int(job.get("totalLeads") or 0),
+        counts=Counts(**{k: int(v) for k, v in (job.get("counts") or {}).items() if k in repo.LEAD_STATUSES}),
+        diagnostics=[
+            Diagnostic(
+                at=clock.rfc3339(d.get("at")), lead_index=d.get("leadIndex"), lead_doc_id=d.get("leadDocId"),
+                code=str(d.get("code", "")), message=str(d.get("message", "")),
+            )
+            for d in job.get("diagnostics") or []
+        ],
+        attempts_by_lead={str(k): int(v) for k, v in (job.get("attemptsByLead") or {}).items()},
+        stalled=state.is_stalled(job, now, settings.worker_lease_seconds),
+        config=JobConfigView(
+            template_id=config.get("templateId", ""),
+            batch_size=int(config.get("batchSize") or 0),
+            max_attempts=int(config.get("maxAttempts") or 0),
+            draft_first=config.get("draftFirst"),
+            time_budget_seconds=config.get("timeBudgetSeconds"),
+        ),
+        lease_expires_at=clock.rfc3339(lease.get("expiresAt")) if job["status"] in state.ACTIVE else None,
+        created_at=clock.rfc3339(job.get("createdAt")),
+        updated_at=clock.rfc3339(job.get("updatedAt")),
+        started_at=clock.rfc3339(job.get("startedAt")),
+        finished_at=clock.rfc3339(job.get("finishedAt")),
+        progress_at=clock.rfc3339(job.get("progressAt")) if isinstance(job.get("progressAt"), dt.datetime) else None,
+        writes=int(job.get("writes") or 0),
+    )
+
+
+def lead_results(db: Any, run_id: str, job: dict[str, Any]) -> list[LeadResult]:
+    """Each lead's outcome in index order (a foreground run has at most FOREGROUND_MAX_LEADS)."""
+    template = templates_repo.get(db, (job.get("config") or {}).get("templateId", "")) or {}
+    draft = (job.get("config") or {}).get("draftFirst")
+    step = pipeline.step_for(bool(template.get("draftFirst")) if draft is None else draft)
+    results = []
+    for lead in repo.read_leads(db, run_id, 0, int(job.get("totalLeads") or 0)):
+        action = {"sent": "email-send", "drafted": "email-draft", "failed": step}.get(lead.get("status"))
+        results.append(LeadResult(
+            index=lead["index"], lead_doc_id=lead["id"], email=lead.get("email", ""), status=lead.get("status", ""),
+            action_id=action, error=lead.get("lastError"),
+        ))
+    return results

@@ -1,0 +1,329 @@
+"""One lead's outreach: render the template, draft or send, write the receipt.
+
+Shared by the background worker and foreground runs. Every effect is idempotent:
+
+- the receipt lives at lead_runs/{runId}/leads/{leadDocId}/actions/{step} (step is
+  `email-send` or `email-draft`), so a re-run overwrites rather than duplicates;
+- with the mail-collection provider the outbox document (deterministic id, created
+  with a precondition), the receipt and the lead's new status are one atomic commit:
+  a crash leaves either all three or none, and a re-run that finds the outbox
+  document already there knows the lead is done;
+- with an external provider (Gmail) the receipt is first claimed as `sending` in a
+  transaction; a re-run that finds a claim without a result cannot know whether the
+  message left, so it fails the lead ("outcome unknown") instead of sending twice.
+
+Transient errors (Firestore Aborted/Unavailable/DeadlineExceeded, provider 429/5xx)
+are retried with exponential backoff up to `max_attempts`; permanent ones (a missing
+template variable, an invalid address, a provider refusal) fail the lead at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import re
+import time
+from typing import Any, Callable
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared import clock, logs
+from shared.outreach import render
+from shared.outreach.errors import OutreachError, PermanentError, TransientError, classify
+from shared.outreach.providers import OutgoingEmail, Provider
+from shared.store import runs as repo
+
+logger = logging.getLogger("mission_control.outreach")
+
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 8.0
+# After an external provider accepted a message, writing its receipt is retried this
+# many times (never the send itself).
+RECORD_ATTEMPTS = 5
+LEAD_COLUMNS = ("email", "firstName", "lastName", "company", "timeZone")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What every lead of a batch shares: loaded once per batch."""
+
+    db: Any
+    run_id: str
+    template: dict[str, Any]
+    draft: bool
+    provider: Provider
+    max_attempts: int
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened to one lead.
+
+    status: sent | drafted | failed — the lead's new status; or `retry_later` when a
+    transient error left attempts but the time budget ran out.
+    `earlier` is True when the work had already been committed by a previous attempt
+    (a crashed or concurrent worker); `committed_at` is the server time of the commit
+    that set the lead's status, which the worker compares with the job's progressAt.
+    """
+
+    lead_id: str
+    index: int
+    status: str
+    attempts: int
+    action_id: str
+    code: str | None = None
+    message: str | None = None
+    provider_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+    earlier: bool = False
+    committed_at: Any = None
+    transient_errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def is_valid_email(address: str) -> bool:
+    return 3 <= len(address) <= 254 and _EMAIL.fullmatch(address) is not None
+
+
+def step_for(draft: bool) -> str:
+    return "email-draft" if draft else "email-send"
+
+
+def lead_values(lead: dict[str, Any]) -> dict[str, Any]:
+    """The variables a template may use: the lead's columns and its `fields`, nothing of its bookkeeping."""
+    columns = {name: lead.get(name) for name in LEAD_COLUMNS}
+    return render.lead_variables({**columns, "fields": lead.get("fields") or {}})
+
+
+def compose(template: dict[str, Any], lead: dict[str, Any], run_id: str, draft: bool) -> OutgoingEmail:
+    """The message for one lead, or PermanentError naming what is wrong with the lead."""
+    address = str(lead.get("email") or "").strip()
+    if not is_valid_email(address):
+        shown = address[:80] or "(empty)"
+        raise PermanentError(f"invalid email address {shown!r}", "invalid_email")
+    values = lead_values({**lead, "email": address})
+    missing: list[str] = []
+    for text in (template["subject"], template["body"]):
+        try:
+            render.render(text, values)
+        except render.MissingVariables as exc:
+            missing += [name for name in exc.names if name not in missing]
+    if missing:
+        raise PermanentError(render.MissingVariables(missing).message, "missing_variables")
+    subject = render.render(template["subject"], values)
+    text = render.render(template["body"], values)
+    body_html = render.render(template["body"], values, escape=True)
+    # A header is one line: a value with a newline would inject headers into the message.
+    subject = " ".join(subject.split())
+    body_html = "<p>" + body_html.replace("\r\n", "\n").replace("\n\n", "</p><p>").replace("\n", "<br>") + "</p>"
+    return OutgoingEmail(
+        to=address, subject=subject, text=text, html=body_html,
+        run_id=run_id, lead_id=lead["id"], step=step_for(draft), draft=draft,
+    )
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential with jitter: ~0.5 s, 1 s, 2 s, … capped at 8 s."""
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+def process_lead(ctx: RunContext, lead: dict[str, Any], attempts_before: int, deadline: float) -> Outcome:
+    """Drafts or sends one pending lead, retrying transient errors until `deadline` (monotonic)."""
+    step = step_for(ctx.draft)
+    try:
+        email = compose(ctx.template, lead, ctx.run_id, ctx.draft)
+    except PermanentError as exc:
+        return _record_failure(ctx, lead, step, attempts_before + 1, exc)
+    attempt, transient = attempts_before, []
+    while True:
+        attempt += 1
+        try:
+            outcome = _deliver(ctx, lead, email, attempt)
+            outcome.transient_errors = transient
+            return outcome
+        except Exception as exc:  # sorted into transient / permanent / bug below
+            error = classify(exc)
+            if error is None:
+                logs.log(logger, logging.ERROR, f"unexpected error on lead {lead['id']}: {exc!r}", runId=ctx.run_id)
+                error = PermanentError(f"internal error: {type(exc).__name__}", "internal")
+        if isinstance(error, PermanentError):
+            return _record_failure(ctx, lead, step, attempt, error)
+        transient.append(f"attempt {attempt}: {error.message}")
+        if attempt >= ctx.max_attempts:
+            final = PermanentError(f"gave up after {attempt} attempts: {error.message}", error.code)
+            outcome = _record_failure(ctx, lead, step, attempt, final)
+            outcome.transient_errors = transient
+            return outcome
+        delay = backoff_seconds(attempt)
+        if ctx.monotonic() + delay > deadline:
+            return Outcome(
+                lead["id"], lead["index"], "retry_later", attempt, step, error.code, error.message,
+                transient_errors=transient,
+            )
+        ctx.sleep(delay)
+
+
+def _receipt(ctx: RunContext, lead: dict[str, Any], step: str, status: str, attempt: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "email.draft" if step == "email-draft" else "email.send",
+        "status": status,
+        "at": clock.now(),
+        "attempt": attempt,
+        "idempotencyKey": repo.idempotency_key(ctx.run_id, lead["id"], step),
+        "summary": fields.pop("summary", ""),
+        "error": fields.pop("error", None),
+        "providerIds": fields.pop("provider_ids", {}),
+        "provider": ctx.provider.name,
+        "runId": ctx.run_id,
+        "leadDocId": lead["id"],
+        "leadIndex": lead["index"],
+    }
+
+
+def _summary(email: OutgoingEmail) -> str:
+    verb = "drafted for" if email.draft else "sent to"
+    return f"{verb} {email.to}: {email.subject}"[:300]
+
+
+def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome:
+    db, step = ctx.db, email.step
+    receipt_ref = repo.action_ref(db, ctx.run_id, lead["id"], step)
+    status = "drafted" if email.draft else "sent"
+    if ctx.provider.external:
+        earlier = _claim(ctx, lead, email, attempt)
+        if earlier is not None:
+            return earlier
+    batch = db.batch()
+    try:
+        ids = ctx.provider.deliver(db, batch, email)
+    except TransientError:
+        if ctx.provider.external:
+            _release_claim(ctx, lead, email, attempt)
+        raise
+    except PermanentError:
+        raise
+    batch.set(receipt_ref, _receipt(ctx, lead, step, status, attempt, summary=_summary(email), provider_ids=ids))
+    batch.update(
+        repo.lead_ref(db, ctx.run_id, lead["id"]),
+        {"status": status, "attempts": attempt, "lastError": None, "updatedAt": firestore.SERVER_TIMESTAMP},
+    )
+    try:
+        results = _commit(batch, retries=RECORD_ATTEMPTS if ctx.provider.external else 1, sleep=ctx.sleep)
+    except gexc.AlreadyExists:
+        return _done_earlier(ctx, lead, email, attempt)
+    return Outcome(
+        lead["id"], lead["index"], status, attempt, step, provider_ids=ids, committed_at=_commit_time(results)
+    )
+
+
+def _commit(batch: Any, retries: int, sleep: Callable[[float], None]) -> list[Any]:
+    """Commits; after an external send only the bookkeeping is retried, never the send."""
+    for attempt in range(1, retries + 1):
+        try:
+            return batch.commit()
+        except gexc.AlreadyExists:
+            raise
+        except Exception as exc:
+            if attempt == retries or not isinstance(classify(exc), TransientError):
+                raise
+            sleep(backoff_seconds(attempt))
+    raise AssertionError("unreachable")
+
+
+def _commit_time(results: list[Any]) -> Any:
+    times = [r.update_time for r in results or [] if getattr(r, "update_time", None) is not None]
+    return max(times) if times else None
+
+
+def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome:
+    """The outbox document exists: an earlier attempt (crashed or concurrent) sent this lead."""
+    status = "drafted" if email.draft else "sent"
+    current = repo.get_lead(ctx.db, ctx.run_id, lead["id"]) or {}
+    if current.get("status") in ("sent", "drafted"):
+        return Outcome(
+            lead["id"], lead["index"], current["status"], current.get("attempts") or attempt, email.step,
+            earlier=True, committed_at=current.get("updatedAt"),
+        )
+    # Only possible if something outside this pipeline wrote the outbox document:
+    # adopt it rather than sending again.
+    ids = {"draftId" if email.draft else "mailId": email.message_id}
+    batch = ctx.db.batch()
+    batch.set(
+        repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step),
+        _receipt(ctx, lead, email.step, status, attempt, summary=_summary(email), provider_ids=ids),
+    )
+    batch.update(
+        repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
+        {"status": status, "attempts": attempt, "lastError": None, "updatedAt": firestore.SERVER_TIMESTAMP},
+    )
+    results = batch.commit()
+    return Outcome(lead["id"], lead["index"], status, attempt, email.step, provider_ids=ids, committed_at=_commit_time(results))
+
+
+def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome | None:
+    """Marks the receipt `sending` before an external call; None means go ahead.
+
+    Returns the lead's outcome instead when a previous attempt already finished it, or
+    left a claim without a result (it may have sent: fail rather than send twice).
+    """
+    db = ctx.db
+    receipt_ref = repo.action_ref(db, ctx.run_id, lead["id"], email.step)
+
+    @firestore.transactional
+    def claim(transaction: Any) -> dict[str, Any] | None:
+        snapshot = receipt_ref.get(transaction=transaction)
+        existing = snapshot.to_dict() if snapshot.exists else None
+        if existing and existing.get("status") in ("sent", "drafted", "sending"):
+            if existing["status"] == "sending":
+                message = (
+                    "an earlier attempt was interrupted after handing the message to the provider; it may "
+                    "have been sent. Check the mailbox before using retry, which sends it again"
+                )
+                transaction.update(receipt_ref, {"status": "failed", "error": message, "at": clock.now()})
+                return {"status": "failed", "message": message}
+            return existing
+        transaction.set(receipt_ref, _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email)))
+        return None
+
+    existing = claim(db.transaction())
+    if existing is None:
+        return None
+    if existing["status"] == "failed":
+        return _record_failure(ctx, lead, email.step, attempt, PermanentError(existing["message"], "outcome_unknown"), write_receipt=False)
+    current = repo.get_lead(db, ctx.run_id, lead["id"]) or {}
+    return Outcome(
+        lead["id"], lead["index"], existing["status"], existing.get("attempt") or attempt, email.step,
+        provider_ids=existing.get("providerIds") or {}, earlier=current.get("status") == existing["status"],
+        committed_at=current.get("updatedAt"),
+    )
+
+
+def _release_claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> None:
+    """The provider said no (transiently) so nothing left: the next attempt may claim again."""
+    ref = repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step)
+    ref.set(_receipt(ctx, lead, email.step, "failed", attempt, summary=_summary(email), error="transient provider error; retrying"))
+
+
+def _record_failure(
+    ctx: RunContext, lead: dict[str, Any], step: str, attempt: int, error: OutreachError, write_receipt: bool = True
+) -> Outcome:
+    batch = ctx.db.batch()
+    if write_receipt:
+        batch.set(
+            repo.action_ref(ctx.db, ctx.run_id, lead["id"], step),
+            _receipt(ctx, lead, step, "failed", attempt, summary=f"failed: {error.message}"[:300], error=error.message),
+        )
+    batch.update(
+        repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
+        {"status": "failed", "attempts": attempt, "lastError": error.message, "updatedAt": firestore.SERVER_TIMESTAMP},
+    )
+    results = batch.commit()
+    return Outcome(
+        lead["id"], lead["index"], "failed", attempt, step, error.code, error.message, committed_at=_commit_time(results)
+    )

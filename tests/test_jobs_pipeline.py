@@ -1,0 +1,184 @@
+"""The per-lead outreach pipeline against the emulator: receipts, idempotency, retries,
+permanent failures, draftFirst and the claim protocol of external providers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from shared.jobs import service
+from shared.jobs.models import LeadIn
+from shared.outreach import pipeline
+from shared.outreach.errors import PermanentError, TransientError
+from shared.outreach.providers import MailCollectionProvider
+from shared.store import runs as repo
+from tests.jobs_helpers import docs, make_leads, make_template
+
+RUN = "run-pipe"
+
+
+@pytest.fixture
+def leads(db):
+    make_template(db)
+    lead_docs = service.lead_documents([LeadIn(**lead) for lead in make_leads(3)])
+    repo.write_leads(db, RUN, lead_docs)
+    return [repo.get_lead(db, RUN, lead_id) for lead_id, _ in lead_docs]
+
+
+def context(db, provider=None, draft=False, max_attempts=3, sleeps=None):
+    template = {"subject": "Hi {{firstName}}", "body": "Hello {{firstName}} at {{company}}"}
+    return pipeline.RunContext(
+        db=db, run_id=RUN, template=template, draft=draft, provider=provider or MailCollectionProvider(),
+        max_attempts=max_attempts, sleep=(sleeps.append if sleeps is not None else lambda s: None),
+    )
+
+
+FAR = time.monotonic() + 3600
+
+
+class Flaky(MailCollectionProvider):
+    """The mail collection, failing its first `failures` calls with `error`."""
+
+    def __init__(self, failures, error=None):
+        self.failures, self.error, self.calls = failures, error or TransientError("503 from provider"), 0
+
+    def deliver(self, db, batch, email):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return super().deliver(db, batch, email)
+
+
+class External:
+    """An external provider (like Gmail) that records what it was asked to send."""
+
+    name = "fake-external"
+    external = True
+
+    def __init__(self, failures=0):
+        self.sent, self.failures = [], failures
+
+    def deliver(self, db, batch, email):
+        if len(self.sent) < self.failures:
+            self.sent.append(None)
+            raise TransientError("429 from provider")
+        self.sent.append(email.message_id)
+        return {"externalId": f"x-{len(self.sent)}"}
+
+
+def test_a_send_writes_mail_receipt_and_lead_status(db, leads):
+    outcome = pipeline.process_lead(context(db), leads[0], 0, FAR)
+    assert outcome.status == "sent" and outcome.attempts == 1 and not outcome.earlier
+    (mail,) = docs(db, "mail")
+    assert mail["id"] == f"{RUN}-lead-000000-email-send"
+    assert mail["to"] == "lead0@example.com"
+    assert mail["message"] == {"subject": "Hi Lead0", "text": "Hello Lead0 at Acme", "html": "<p>Hello Lead0 at Acme</p>"}
+    receipt = repo.action_ref(db, RUN, "lead-000000", "email-send").get().to_dict()
+    assert receipt["type"] == "email.send" and receipt["status"] == "sent" and receipt["attempt"] == 1
+    assert receipt["idempotencyKey"] == f"{RUN}:lead-000000:email-send"
+    assert receipt["providerIds"] == {"mailId": mail["id"]} and receipt["error"] is None
+    assert (receipt["runId"], receipt["leadDocId"], receipt["leadIndex"]) == (RUN, "lead-000000", 0)
+    assert receipt["summary"] == "sent to lead0@example.com: Hi Lead0"
+    lead = repo.get_lead(db, RUN, "lead-000000")
+    assert lead["status"] == "sent" and lead["attempts"] == 1 and lead["lastError"] is None
+    assert docs(db, "mail_drafts") == []
+
+
+def test_running_a_lead_twice_never_sends_twice(db, leads):
+    first = pipeline.process_lead(context(db), leads[1], 0, FAR)
+    again = pipeline.process_lead(context(db), leads[1], 0, FAR)  # a stale 'pending' copy, as after a crash
+    assert first.status == again.status == "sent"
+    assert again.earlier and again.committed_at is not None
+    assert len(docs(db, "mail")) == 1
+
+
+def test_draft_first_creates_a_draft_and_never_a_mail(db, leads):
+    outcome = pipeline.process_lead(context(db, draft=True), leads[0], 0, FAR)
+    assert outcome.status == "drafted" and outcome.action_id == "email-draft"
+    assert docs(db, "mail") == []
+    (draft,) = docs(db, "mail_drafts")
+    assert draft["message"]["subject"] == "Hi Lead0"
+    receipt = repo.action_ref(db, RUN, "lead-000000", "email-draft").get().to_dict()
+    assert receipt["type"] == "email.draft" and receipt["status"] == "drafted"
+    assert receipt["providerIds"] == {"draftId": draft["id"]}
+
+
+def test_transient_errors_retry_with_growing_backoff_then_succeed(db, leads):
+    sleeps, provider = [], Flaky(failures=2)
+    outcome = pipeline.process_lead(context(db, provider, sleeps=sleeps), leads[0], 0, FAR)
+    assert outcome.status == "sent" and outcome.attempts == 3 and provider.calls == 3
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.9 / 2
+    assert len(outcome.transient_errors) == 2
+    assert len(docs(db, "mail")) == 1
+    assert repo.get_lead(db, RUN, "lead-000000")["attempts"] == 3
+
+
+def test_firestore_aborted_is_transient_too(db, leads):
+    provider = Flaky(failures=1, error=gexc.Aborted("contention"))
+    assert pipeline.process_lead(context(db, provider), leads[0], 0, FAR).status == "sent"
+
+
+def test_transient_errors_past_max_attempts_fail_the_lead(db, leads):
+    provider = Flaky(failures=10)
+    outcome = pipeline.process_lead(context(db, provider, max_attempts=3), leads[0], 0, FAR)
+    assert outcome.status == "failed" and outcome.attempts == 3 and provider.calls == 3
+    assert "gave up after 3 attempts" in outcome.message
+    lead = repo.get_lead(db, RUN, "lead-000000")
+    assert lead["status"] == "failed" and lead["attempts"] == 3 and "503" in lead["lastError"]
+    receipt = repo.action_ref(db, RUN, "lead-000000", "email-send").get().to_dict()
+    assert receipt["status"] == "failed" and "gave up" in receipt["error"]
+    assert docs(db, "mail") == []
+
+
+def test_attempts_carry_over_from_an_earlier_invocation(db, leads):
+    provider = Flaky(failures=10)
+    outcome = pipeline.process_lead(context(db, provider, max_attempts=3), leads[0], 2, FAR)
+    assert outcome.status == "failed" and outcome.attempts == 3 and provider.calls == 1
+
+
+def test_a_permanent_provider_error_is_not_retried(db, leads):
+    provider = Flaky(failures=1, error=PermanentError("mailbox does not exist", "provider_rejected"))
+    outcome = pipeline.process_lead(context(db, provider), leads[0], 0, FAR)
+    assert outcome.status == "failed" and provider.calls == 1 and outcome.code == "provider_rejected"
+
+
+def test_a_missing_variable_fails_at_once_naming_it(db, leads):
+    lead = {**leads[2], "firstName": ""}
+    outcome = pipeline.process_lead(context(db), lead, 0, FAR)
+    assert outcome.status == "failed" and outcome.code == "missing_variables" and "firstName" in outcome.message
+    assert repo.get_lead(db, RUN, "lead-000002")["lastError"] == "missing template variables: firstName"
+
+
+def test_no_time_left_for_the_backoff_means_retry_later(db, leads):
+    provider = Flaky(failures=1)
+    outcome = pipeline.process_lead(context(db, provider), leads[0], 0, time.monotonic() + 0.01)
+    assert outcome.status == "retry_later" and outcome.attempts == 1
+    assert repo.get_lead(db, RUN, "lead-000000")["status"] == "pending"
+
+
+def test_external_provider_claims_then_records(db, leads):
+    provider = External()
+    outcome = pipeline.process_lead(context(db, provider), leads[0], 0, FAR)
+    assert outcome.status == "sent" and provider.sent == [f"{RUN}-lead-000000-email-send"]
+    receipt = repo.action_ref(db, RUN, "lead-000000", "email-send").get().to_dict()
+    assert receipt["status"] == "sent" and receipt["providerIds"] == {"externalId": "x-1"}
+    again = pipeline.process_lead(context(db, provider), leads[0], 0, FAR)
+    assert again.status == "sent" and again.earlier and len(provider.sent) == 1
+
+
+def test_external_provider_transient_error_releases_the_claim_and_retries(db, leads):
+    provider = External(failures=1)
+    outcome = pipeline.process_lead(context(db, provider), leads[0], 0, FAR)
+    assert outcome.status == "sent" and outcome.attempts == 2 and len(provider.sent) == 2
+
+
+def test_an_interrupted_external_send_is_failed_not_repeated(db, leads):
+    receipt_ref = repo.action_ref(db, RUN, "lead-000000", "email-send")
+    receipt_ref.set({"status": "sending", "attempt": 1})  # a worker died between the claim and the answer
+    provider = External()
+    outcome = pipeline.process_lead(context(db, provider), leads[0], 0, FAR)
+    assert outcome.status == "failed" and outcome.code == "outcome_unknown" and provider.sent == []
+    assert receipt_ref.get().to_dict()["status"] == "failed"
+    assert "may have been sent" in repo.get_lead(db, RUN, "lead-000000")["lastError"]
