@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint smoke bench deploy-dry-run clean browser-deps
+.PHONY: dev test test-fast lint smoke bench fuzz openapi deploy-dry-run clean browser-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ lint: $(STAMP)
 SMOKE_URL ?= http://127.0.0.1:5000
 smoke:
 	scripts/smoke "$(SMOKE_URL)" $(if $(EXPECT_VERSION),--expect-version "$(EXPECT_VERSION)")
+
+# A long schemathesis run over every operation (make test runs a bounded one).
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} $(PY) -m pytest tests/e2e/test_fuzz.py -s -p no:cacheprovider
+
+# Regenerate public/api/openapi.json from the routes' pydantic models (a test fails when it drifts).
+openapi: $(STAMP)
+	$(PY) tools/openapi.py
 
 deploy-dry-run:
 	./deploy.sh --dry-run

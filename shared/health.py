@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from shared import clock
 from shared.http import Reply
+from shared.models import ApiModel
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from google.cloud import firestore
 
 FIRESTORE_TIMEOUT_SECONDS = 3.0
+
+
+class Health(ApiModel):
+    """The documented shape; `reason` is present only when Firestore is unreachable."""
+
+    status: Literal["ok", "error"]
+    version: str
+    time: str
+    firestore: Literal["ok", "error"]
+    reason: str | None = None
 
 
 def status(db: "firestore.Client", settings: Settings) -> Reply:

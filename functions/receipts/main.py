@@ -33,7 +33,7 @@ def run_receipts(call: Call):
     )
 
 
-@router.route("/api/health", methods=["GET"], auth="public")
+@router.route("/api/health", methods=["GET"], auth="public", response=health.Health)
 def health_check(call: Call):
     return health.status(get_db(), get_settings())
 
