@@ -76,12 +76,19 @@ def stall_grace_seconds(lease_seconds: float) -> float:
 
 def is_stalled(job: dict[str, Any], now: dt.datetime, lease_seconds: float) -> bool:
     """Active, and nobody is making progress: the lease expired beyond the grace period,
-    or there is no lease and nothing was written for longer than a lease."""
+    or there is no lease and nothing was written for longer than a lease.
+
+    The jobs status and the receipts read model both answer `stalled` from here. It
+    reads a stored document, so a field of the wrong type counts as absent, not a 500.
+    """
     if job.get("status") not in ACTIVE:
         return False
     grace = dt.timedelta(seconds=stall_grace_seconds(lease_seconds))
-    lease = job.get("lease") or None
-    if lease and lease.get("expiresAt") is not None:
-        return lease["expiresAt"] + grace < now
+    lease = job.get("lease")
+    expires = lease.get("expiresAt") if isinstance(lease, dict) else None
+    if isinstance(expires, dt.datetime):
+        return expires + grace < now
     updated = job.get("updatedAt")
-    return updated is None or updated + dt.timedelta(seconds=lease_seconds) + grace < now
+    if not isinstance(updated, dt.datetime):
+        return True
+    return updated + dt.timedelta(seconds=lease_seconds) + grace < now

@@ -22,6 +22,7 @@ from typing import Any
 
 from shared import clock, ids, logs, pagination
 from shared.errors import NotFound, field_error
+from shared.jobs.state import ACTIVE, is_stalled
 from shared.receipts.models import (
     Action,
     Counts,
@@ -38,7 +39,6 @@ from shared.store import receipts as repo
 logger = logging.getLogger("mission_control.receipts")
 
 RUNS_SCOPE = "lead-runs"
-ACTIVE_STATUSES = frozenset({"queued", "running"})  # a worker may be processing leads
 
 
 # --- field readers: tolerant of what a writer left out ---------------------------
@@ -107,26 +107,6 @@ def run_view(doc: dict[str, Any]) -> Run:
     )
 
 
-def is_stalled(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> bool:
-    """Active (queued or running) and nobody is making progress: the lease expired beyond
-    the grace period, or there is no lease and nothing was written for longer than a lease.
-
-    The same rule as the jobs API's status (shared/jobs/state.py), so the two endpoints
-    never disagree about one job; the grace is a quarter of a lease, at least 1 s.
-    """
-    if doc.get("status") not in ACTIVE_STATUSES:
-        return False
-    grace = dt.timedelta(seconds=max(1.0, lease_seconds / 4))
-    lease = doc.get("lease")
-    expires = lease.get("expiresAt") if isinstance(lease, dict) else None
-    if isinstance(expires, dt.datetime):
-        return expires + grace < now
-    updated = doc.get("updatedAt")
-    if not isinstance(updated, dt.datetime):
-        return True
-    return updated + dt.timedelta(seconds=lease_seconds) + grace < now
-
-
 def job_view(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> Job:
     """An allow-list of the job's fields; see the Job model."""
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
@@ -159,7 +139,7 @@ def job_view(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> Job
             else None,
         ),
         stalled=is_stalled(doc, now, lease_seconds),
-        lease_expires_at=_time(lease.get("expiresAt")) if doc.get("status") in ACTIVE_STATUSES else None,
+        lease_expires_at=_time(lease.get("expiresAt")) if doc.get("status") in ACTIVE else None,
         created_at=_time(doc.get("createdAt")),
         updated_at=_time(doc.get("updatedAt")),
         started_at=_time(doc.get("startedAt")),
