@@ -1,11 +1,37 @@
-"""Browser error reports: POST /api/telemetry/error."""
+"""Browser error reports: POST /api/telemetry/error (docs/telemetry.md).
+
+Public on purpose: errors happen before sign-in too. A valid ID token, when the
+page has one, attributes the report to its operator (auth="optional").
+"""
 
 import functions_framework
 
-from shared.http import Router, not_implemented
+from shared.errors import field_error
+from shared.http import Call, Reply, Router
+from shared.settings import get_settings
+from shared.store.client import get_db
+from shared.telemetry import ratelimit, service
+from shared.telemetry.models import ErrorReportIn, ReportAccepted
 
 router = Router("telemetry")
-not_implemented(router, [('/api/telemetry/error', ['POST'])], "issue 6")
+
+
+@router.route(
+    "/api/telemetry/error", methods=["POST"], auth="optional",
+    body=ErrorReportIn, response=ReportAccepted, status=202, errors=(413, 429),
+)
+def report_error(call: Call):
+    settings = get_settings()
+    try:
+        report = call.json(ErrorReportIn, max_bytes=settings.telemetry_max_body_bytes)
+    except RecursionError:  # json.loads gives up on "[[[[…" long before the size cap does
+        raise field_error("(body)", "JSON nested too deeply") from None
+    reporter = service.Reporter(
+        user=call.user,
+        ip=ratelimit.client_ip(call.request.headers, call.request.remote_addr),
+        referrer=call.header("Referer"),
+    )
+    return Reply(service.submit_report(get_db(), report, reporter, settings), 202)
 
 
 @functions_framework.http
