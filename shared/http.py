@@ -104,6 +104,10 @@ def read_json(request: flask.Request, max_bytes: int | None = None) -> Any:
         raise errors.InvalidArgument(
             "the request body is not valid JSON", [{"field": "(body)", "message": str(exc)}]
         ) from None
+    except RecursionError:  # "[[[[…" exhausts the parser's stack well inside the size cap
+        raise errors.InvalidArgument(
+            "the request body is nested too deeply", [{"field": "(body)", "message": "nested too deeply"}]
+        ) from None
 
 
 def error_body(code: str, message: str, details: list | None = None) -> dict[str, Any]:

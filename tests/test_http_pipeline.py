@@ -31,6 +31,14 @@ def test_every_function_loads_and_answers_json_404_off_its_routes(function_clien
     assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize("name, path", [("templates", "/api/templates"), ("jobs", "/api/lead-runs/r1/jobs"),
+                                        ("schedule", "/api/calendar/schedule"), ("telemetry", "/api/telemetry/error")])
+def test_deeply_nested_json_is_a_400_not_a_500(function_client, name, path):
+    response = function_client(name).post(path, data="[" * 50_000, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["details"][0]["field"] == "(body)"
+
+
 def test_preflight_from_allowed_origin(function_client):
     response = function_client("templates").options(
         "/api/templates/abc", headers={"Origin": "http://127.0.0.1:5000", "Access-Control-Request-Method": "PATCH"}
