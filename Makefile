@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint smoke bench fuzz openapi deploy-dry-run clean browser-deps
+.PHONY: dev test test-fast lint smoke bench bench-smoke fuzz openapi deploy-dry-run clean browser-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,9 @@ venv: $(STAMP)
 dev: $(STAMP)
 	$(PY) tools/dev.py
 
-test: $(STAMP) lint browser-deps
+# Benchmarks run small in every `make test` (figures printed, never asserted as timings);
+# then the whole pytest suite, whose summary is the last thing printed.
+test: $(STAMP) lint browser-deps bench-smoke
 	$(PY) -m pytest
 
 # Everything but the browser suite, for a quick loop.
@@ -36,6 +38,9 @@ browser-deps:
 		echo "  Install it as root: sudo apt-get update && sudo apt-get install -y chromium" >&2; \
 		echo "  (or run 'make test-fast' to skip the browser suite)" >&2; \
 	fi
+
+bench-smoke: $(STAMP)
+	@for script in bench/bench_*.py; do echo "== $$script --smoke"; $(PY) $$script --smoke || exit 1; done
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script $(BENCH_ARGS) || exit 1; done
