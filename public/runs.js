@@ -358,7 +358,7 @@ function renderJob(job, run = null) {
   const counts = (job && job.counts) || (run && run.counts) || {};
   clear(
     $("#run-counts"),
-    COUNT_ORDER.map((key) => el("div", { class: `count count-${key}` }, el("dt", {}, key), el("dd", { id: `count-${key}` }, String(counts[key] || 0)))),
+    COUNT_ORDER.map((key) => el("div", { class: `count count-${key}${counts[key] ? " nonzero" : ""}` }, el("dt", {}, key), el("dd", { id: `count-${key}` }, String(counts[key] || 0)))),
   );
   $("#run-stalled").hidden = !(job && job.stalled);
   const legal = legalActions(job);
