@@ -161,12 +161,12 @@ def screenshot() -> Callable[..., Path]:
 
 
 def require_api(stack, method: str, path: str, issue: str, **kwargs) -> None:
-    """Skips the test while an endpoint still answers 501 (its issue has not landed)."""
+    """Fails fast, with a clear reason, when an endpoint the page needs answers 501."""
     import requests
 
     response = requests.request(method, f"{stack.url}{path}", timeout=10, **kwargs)
     if response.status_code == 501:
-        pytest.skip(f"{method} {path} answers 501: waiting for {issue}")
+        pytest.fail(f"{method} {path} answers 501: {issue} is not deployed in this stack")
 
 
 @pytest.fixture
