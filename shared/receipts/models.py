@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from shared.jobs.models import Counts
 from shared.models import ApiModel
 
 LeadStatus = Literal["pending", "sent", "drafted", "failed", "skipped"]
@@ -73,14 +74,6 @@ class ReceiptsQuery(ApiModel):
 
 
 # --- responses ----------------------------------------------------------------------
-
-
-class Counts(ApiModel):
-    pending: int = 0
-    sent: int = 0
-    drafted: int = 0
-    failed: int = 0
-    skipped: int = 0
 
 
 class Run(ApiModel):

@@ -219,21 +219,8 @@ def plan_actions_read(indexes: list[int]) -> tuple[int, dict[str, Any]]:
 
 
 def list_runs(db: Any, limit: int, page_token: str | None) -> RunList:
-    after = None
-    if page_token:
-        position = pagination.decode(page_token, RUNS_SCOPE)
-        try:
-            after = (clock.parse_rfc3339(position["createdAt"]), position["id"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise _bad_token() from None
-        if not ids.is_valid_id(after[1]):
-            raise _bad_token()
-    docs = repo.list_runs(db, limit + 1, after)
-    page, more = docs[:limit], len(docs) > limit
-    token = None
-    if more:
-        last = page[-1]
-        token = pagination.encode(RUNS_SCOPE, {"createdAt": clock.rfc3339(last["createdAt"]), "id": last["id"]})
+    after = pagination.decode_newest_first(page_token, RUNS_SCOPE)
+    page, token = pagination.split_newest_first(repo.list_runs(db, limit + 1, after), limit, RUNS_SCOPE)
     return RunList(runs=[run_view(d) for d in page], next_page_token=token)
 
 

@@ -52,19 +52,8 @@ def get(db: firestore.Client, template_id: str) -> Template:
 
 
 def list_templates(db: firestore.Client, page_size: int, page_token: str | None) -> TemplateList:
-    after = None
-    if page_token:
-        position = pagination.decode(page_token, _LIST_SCOPE)
-        try:
-            after = (clock.parse_rfc3339(position["createdAt"]), ids.check_id(position["id"], "pageToken"))
-        except (KeyError, TypeError, ValueError):
-            raise field_error("pageToken", "is not a token this API issued") from None
-    docs = repo.list_page(db, page_size + 1, after)
-    page, more = docs[:page_size], len(docs) > page_size
-    token = None
-    if more:
-        last = page[-1]
-        token = pagination.encode(_LIST_SCOPE, {"createdAt": clock.rfc3339(last["createdAt"]), "id": last["id"]})
+    after = pagination.decode_newest_first(page_token, _LIST_SCOPE)
+    page, token = pagination.split_newest_first(repo.list_page(db, page_size + 1, after), page_size, _LIST_SCOPE)
     return TemplateList(templates=[to_api(d) for d in page], next_page_token=token)
 
 
