@@ -177,8 +177,8 @@ def main() -> int:
     chain_rate, plain_rate = count / chain["seconds"], count / plain["seconds"]
     ratio = plain_rate / chain_rate
     print(f"{count:,} leads, batchSize {batch_size}, emulator {target.host}")
-    print(f"| | leads/s | seconds |")
-    print(f"|---|---|---|")
+    print("| | leads/s | seconds |")
+    print("|---|---|---|")
     print(f"| worker chain (startedAt→finishedAt) | {chain_rate:7.1f} | {chain['seconds']:6.2f} |")
     print(f"| worker chain (wall, incl. creating the leads) | {count / chain['wall']:7.1f} | {chain['wall']:6.2f} |")
     print(f"| plain loop | {plain_rate:7.1f} | {plain['seconds']:6.2f} |")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.jobs import models
-from tests.jobs_helpers import Captured, docs, everything, make_leads, make_template, start_background, start_request
+from tests.jobs_helpers import docs, everything, make_leads, make_template, start_background, start_request
 
 RUN = "run-f"
 URL = f"/api/lead-runs/{RUN}/jobs"

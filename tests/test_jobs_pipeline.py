@@ -182,3 +182,17 @@ def test_an_interrupted_external_send_is_failed_not_repeated(db, leads):
     assert outcome.status == "failed" and outcome.code == "outcome_unknown" and provider.sent == []
     assert receipt_ref.get().to_dict()["status"] == "failed"
     assert "may have been sent" in repo.get_lead(db, RUN, "lead-000000")["lastError"]
+
+
+def test_firestore_trouble_leaves_the_lead_pending_then_fails_it_after_patience(db, leads):
+    provider = Flaky(failures=100, error=gexc.ServiceUnavailable("emulator down"))
+    with pytest.raises(TransientError) as caught:
+        pipeline.process_lead(context(db, provider, max_attempts=2), leads[0], 0, FAR)
+    assert caught.value.attempts == 2 and provider.calls == 2
+    assert repo.get_lead(db, RUN, "lead-000000")["status"] == "pending"
+    # Later invocations try once each; at maxAttempts × FIRESTORE_PATIENCE the lead fails.
+    with pytest.raises(TransientError):
+        pipeline.process_lead(context(db, provider, max_attempts=2), leads[0], 2, FAR)
+    limit = 2 * pipeline.FIRESTORE_PATIENCE
+    outcome = pipeline.process_lead(context(db, provider, max_attempts=2), leads[0], limit - 1, FAR)
+    assert outcome.status == "failed" and outcome.attempts == limit and "gave up" in outcome.message

@@ -17,7 +17,16 @@ from shared.outreach.errors import TransientError
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
 from shared.store import runs as repo
-from tests.jobs_helpers import Captured, all_leads, docs, job, make_leads, make_template, start_background
+from tests.jobs_helpers import (
+    Captured,
+    all_leads,
+    docs,
+    job,
+    make_leads,
+    make_template,
+    start_background,
+    start_request,
+)
 
 RUN = "run-w"
 
@@ -229,3 +238,61 @@ def test_a_lead_that_keeps_failing_transiently_fails_alone(db):
     assert "gave up after 2 attempts" in final["diagnostics"][-1]["message"]
     assert final["attemptsByLead"] == {}
     assert repo.get_lead(db, RUN, "lead-000001")["attempts"] == 2
+
+
+def test_a_broken_chain_is_reported_stalled_and_resume_restarts_it(db, configure):
+    configure(WORKER_LEASE_SECONDS="1")
+    service.post(db, RUN, models.parse_request(start_request(make_leads(4))), dispatcher=lambda *call: False)
+    assert job(db, RUN)["diagnostics"][-1]["code"] == "dispatch_failed"
+    assert not service.status(db, RUN).job.stalled
+    time.sleep(2.1)  # the lease (1 s) plus the grace (1 s)
+    assert service.status(db, RUN).job.stalled
+    resumed = Captured()
+    control(db, "resume", resumed)
+    follow(db, resumed)
+    assert job(db, RUN)["status"] == "completed" and len(docs(db, "mail")) == 4
+
+
+def test_the_largest_run_is_created_whole(db):
+    captured = start_background(db, RUN, [{"email": f"l{i}@example.com"} for i in range(models.MAX_LEADS)])
+    assert len(captured.calls) == 1
+    run = repo.get_run(db, RUN)
+    assert run["totalLeads"] == models.MAX_LEADS and run["counts"]["pending"] == models.MAX_LEADS
+    assert repo.count_leads(db, RUN)["pending"] == models.MAX_LEADS
+    assert repo.get_lead(db, RUN, "lead-009999")["index"] == 9999
+
+
+def test_firestore_trouble_stops_the_batch_and_keeps_the_lead_pending(db):
+    from google.api_core import exceptions as gexc
+
+    class Unavailable(MailCollectionProvider):
+        def deliver(self, db, batch, email):
+            if email.lead_id == "lead-000002":
+                raise gexc.ServiceUnavailable("connection refused")
+            return super().deliver(db, batch, email)
+
+    captured = start_background(db, RUN, make_leads(5), maxAttempts=2)
+    run_id, token, lease = captured.calls.pop()
+    chain = Captured()
+    result = worker.handle(db, run_id, token, lease, dispatcher=chain, provider=Unavailable())
+    assert result.processed == 2 and result.stop_reason == "firestore_unavailable" and result.next_index == 2
+    stored = job(db, RUN)
+    assert stored["status"] == "running" and stored["attemptsByLead"] == {"lead-000002": 2}
+    assert repo.get_lead(db, RUN, "lead-000002")["status"] == "pending"
+    follow(db, chain)  # the database is back: the chain carries on
+    final = job(db, RUN)
+    assert final["status"] == "completed" and final["counts"]["sent"] == 5 and final["attemptsByLead"] == {}
+
+
+def test_a_transaction_that_cannot_begin_raises_the_outage_not_a_value_error(monkeypatch):
+    from google.api_core import exceptions as gexc
+    from google.cloud import firestore
+
+    from shared.store.client import bound_retries
+    from tools.localstack import free_port
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nobody listens
+    unreachable = firestore.Client(project="demo-unreachable")
+    bound_retries(unreachable, 1.0)
+    with pytest.raises((gexc.GoogleAPICallError, gexc.RetryError)):
+        repo.run_transaction(unreachable, lambda transaction: repo.get_job(unreachable, RUN, transaction=transaction))

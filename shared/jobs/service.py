@@ -175,7 +175,6 @@ def _claim(
     """Writes the new job unless an identical start got there first: ("new" | "continue" | "repeat", job)."""
     ref = repo.job_ref(db, run_id)
 
-    @firestore.transactional
     def claim(transaction: Any) -> tuple[str, dict[str, Any]]:
         run, current = repo.get_run_and_job(db, run_id, transaction=transaction)
         if current is not None and current.get("startFingerprint") == start_fp:
@@ -186,7 +185,7 @@ def _claim(
         transaction.set(ref, fresh)
         return "new", fresh
 
-    return claim(db.transaction())
+    return repo.run_transaction(db, claim)
 
 
 def _check_same_leads(run: dict[str, Any] | None, leads_fp: str | None) -> None:
@@ -281,7 +280,6 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
     token, owner = auth.new_worker_token(), worker.new_owner()
     ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
 
-    @firestore.transactional
     def apply(transaction: Any) -> bool:
         current = repo.get_job(db, run_id, transaction=transaction)
         if current is None:
@@ -319,7 +317,7 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
         transaction.update(run_ref, run_updates)
         return True
 
-    changed = apply(db.transaction())
+    changed = repo.run_transaction(db, apply)
     if changed and action == "retry" and failed:
         repo.update_leads(
             db, run_id, [lead["id"] for lead in failed],

@@ -161,7 +161,6 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
     if handoff:
         claim_ref = repo.lease_claim_ref(db, run_id, handoff)
 
-        @firestore.transactional
         def claim(transaction: Any) -> dict[str, Any]:
             job_snapshot, claim_snapshot = _get_both(db, ref, claim_ref, transaction)
             job = {"id": job_snapshot.id, **job_snapshot.to_dict()} if job_snapshot.exists else {}
@@ -180,11 +179,10 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
             return job
 
         try:
-            return handoff, claim(db.transaction())
+            return handoff, repo.run_transaction(db, claim)
         except gexc.AlreadyExists:
             raise Conflict("another worker already took this hand-off") from None
 
-    @firestore.transactional
     def take(transaction: Any) -> tuple[str, dict[str, Any]]:
         job = repo.get_job(db, run_id, transaction=transaction)
         if job is None or not auth.tokens_match(token, job.get("workerToken")):
@@ -200,7 +198,7 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
         transaction.update(ref, {"lease": taken, "updatedAt": now, "writes": firestore.Increment(1)})
         return owner, {**job, "lease": taken}
 
-    return take(db.transaction())
+    return repo.run_transaction(db, take)
 
 
 def _get_both(db: Any, first: Any, second: Any, transaction: Any) -> tuple[Any, Any]:
@@ -234,18 +232,38 @@ def run_batch(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> BatchResult:
-    """Processes up to `limit` pending leads from job.nextIndex; writes only lead-level documents."""
-    config, total = job["config"], int(job["totalLeads"])
+    """Processes up to `limit` pending leads from job.nextIndex; writes only lead-level documents.
+
+    Firestore trouble (unavailable, deadline exceeded) stops the batch where it is: the
+    leads done so far are kept and the checkpoint still tries to record them.
+    """
     result = BatchResult(
         started_at=clock.now(), start_index=job["nextIndex"], next_index=job["nextIndex"],
         attempts=dict(job.get("attemptsByLead") or {}),
     )
+    try:
+        _fill_batch(result, db, run_id, job, owner, deadline, limit, provider, sleep, monotonic)
+    except Exception as exc:
+        error = classify(exc)
+        if not isinstance(error, TransientError):
+            raise
+        result.note(error.code, f"batch stopped at lead {result.next_index}: {error.message}")
+        result.stop_reason = "firestore_unavailable"
+        result.finished = False
+    return result
+
+
+def _fill_batch(
+    result: BatchResult, db: Any, run_id: str, job: dict[str, Any], owner: str, deadline: float, limit: int,
+    provider: Provider, sleep: Callable[[float], None], monotonic: Callable[[], float],
+) -> None:
+    config, total = job["config"], int(job["totalLeads"])
     template = templates_repo.get(db, config["templateId"])
     if template is None:
         result.job_failed = f"template {config['templateId']} no longer exists"
         result.stop_reason = "template_missing"
         result.note("template_missing", result.job_failed + "; start the run again with another template")
-        return result
+        return
     draft = config.get("draftFirst")
     context = pipeline.RunContext(
         db=db, run_id=run_id, template=template, draft=bool(template.get("draftFirst")) if draft is None else draft,
@@ -268,21 +286,20 @@ def run_batch(
                 continue
             if monotonic() >= deadline:
                 result.stop_reason = "time_budget"
-                return result
+                return
             why = _interruption(db, run_id, owner)
             if why:
                 result.stop_reason = why
-                return result
+                return
             if not _process(context, result, lead, deadline):
-                return result
+                return
             result.next_index = index + 1
             if result.processed >= limit:
                 result.stop_reason = "batch_size"
                 result.finished = result.next_index >= total
-                return result
+                return
     result.finished = True
     result.stop_reason = "end"
-    return result
 
 
 def _process(context: pipeline.RunContext, result: BatchResult, lead: dict[str, Any], deadline: float) -> bool:
@@ -292,7 +309,10 @@ def _process(context: pipeline.RunContext, result: BatchResult, lead: dict[str, 
     except Exception as exc:  # writing the lead's own outcome failed
         error = classify(exc)
         if isinstance(error, TransientError):
-            result.note(error.code, f"stopped before lead {lead['id']}: {error.message}", lead)
+            if error.attempts:
+                result.attempts[lead["id"]] = error.attempts
+                _bound_attempts(result.attempts)
+            result.note(error.code, f"stopped at lead {lead['id']}, which stays pending: {error.message}", lead)
             result.stop_reason = "firestore_unavailable"
             return False
         logs.log(logger, logging.ERROR, f"unexpected error on lead {lead['id']}: {exc!r}", runId=context.run_id)
@@ -357,7 +377,6 @@ def checkpoint(
     successor = new_owner()
     job_ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
 
-    @firestore.transactional
     def apply(transaction: Any) -> Checkpoint:
         job = repo.get_job(db, run_id, transaction=transaction)
         if job is None or (job.get("lease") or {}).get("owner") != owner:
@@ -408,7 +427,7 @@ def checkpoint(
         transaction.update(run_ref, {"status": status, "counts": counts, "updatedAt": now})
         return Checkpoint(status=status, next_owner=lease["owner"] if lease else None, counts=counts)
 
-    done = apply(db.transaction())
+    done = repo.run_transaction(db, apply)
     if done.lost:
         logs.log(logger, logging.WARNING, "lease lost before the checkpoint; the next worker re-scans this batch",
                  runId=run_id, owner=owner)
@@ -419,7 +438,6 @@ def note_dispatch_failure(db: Any, run_id: str, lease_owner: str) -> None:
     """Every hand-off attempt failed: say so on the job (GET will report it stalled once the lease lapses)."""
     ref = repo.job_ref(db, run_id)
 
-    @firestore.transactional
     def apply(transaction: Any) -> None:
         job = repo.get_job(db, run_id, transaction=transaction)
         if job is None or (job.get("lease") or {}).get("owner") != lease_owner:
@@ -429,5 +447,5 @@ def note_dispatch_failure(db: Any, run_id: str, lease_owner: str) -> None:
         ]
         transaction.update(ref, {"diagnostics": diagnostics[-MAX_DIAGNOSTICS:], "writes": firestore.Increment(1)})
 
-    apply(db.transaction())
+    repo.run_transaction(db, apply)
     logs.log(logger, logging.ERROR, "worker hand-off failed after every retry", runId=run_id)

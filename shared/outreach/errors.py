@@ -17,6 +17,7 @@ class OutreachError(Exception):
     def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
         self.message = message
+        self.attempts: int | None = None  # set when a lead's attempts so far travel with the error
         if code:
             self.code = code
 
@@ -28,6 +29,8 @@ class TransientError(OutreachError):
 class PermanentError(OutreachError):
     code = "permanent"
 
+
+FIRESTORE_UNAVAILABLE = "firestore_unavailable"
 
 # Provider HTTP statuses worth another try: throttling and server-side trouble.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -51,7 +54,7 @@ def classify(exc: BaseException) -> OutreachError | None:
             gexc.RetryError,
         ),
     ):
-        return TransientError(f"Firestore: {type(exc).__name__}: {_first_line(exc)}", "firestore_unavailable")
+        return TransientError(f"Firestore: {type(exc).__name__}: {_first_line(exc)}", FIRESTORE_UNAVAILABLE)
     import requests
 
     if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout):

@@ -31,7 +31,7 @@ from google.cloud import firestore
 
 from shared import clock, logs
 from shared.outreach import render
-from shared.outreach.errors import OutreachError, PermanentError, TransientError, classify
+from shared.outreach.errors import FIRESTORE_UNAVAILABLE, OutreachError, PermanentError, TransientError, classify
 from shared.outreach.providers import OutgoingEmail, Provider
 from shared.store import runs as repo
 
@@ -42,6 +42,8 @@ BACKOFF_CAP_SECONDS = 8.0
 # After an external provider accepted a message, writing its receipt is retried this
 # many times (never the send itself).
 RECORD_ATTEMPTS = 5
+# A lead is not failed for the database's trouble until this many times maxAttempts.
+FIRESTORE_PATIENCE = 3
 LEAD_COLUMNS = ("email", "firstName", "lastName", "company", "timeZone")
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -155,6 +157,11 @@ def process_lead(ctx: RunContext, lead: dict[str, Any], attempts_before: int, de
         if isinstance(error, PermanentError):
             return _record_failure(ctx, lead, step, attempt, error)
         transient.append(f"attempt {attempt}: {error.message}")
+        if attempt >= ctx.max_attempts and error.code == FIRESTORE_UNAVAILABLE and attempt < _patience(ctx):
+            # The database, not the lead: the lead stays pending and the worker stops the
+            # batch; the next invocation (or resume) tries again, once each, up to a limit.
+            error.attempts = attempt
+            raise error
         if attempt >= ctx.max_attempts:
             final = PermanentError(f"gave up after {attempt} attempts: {error.message}", error.code)
             outcome = _record_failure(ctx, lead, step, attempt, final)
@@ -167,6 +174,11 @@ def process_lead(ctx: RunContext, lead: dict[str, Any], attempts_before: int, de
                 transient_errors=transient,
             )
         ctx.sleep(delay)
+
+
+def _patience(ctx: RunContext) -> int:
+    """How many attempts a lead gets while Firestore itself is failing, across invocations."""
+    return ctx.max_attempts * FIRESTORE_PATIENCE
 
 
 def _receipt(ctx: RunContext, lead: dict[str, Any], step: str, status: str, attempt: int, **fields: Any) -> dict[str, Any]:
@@ -275,7 +287,6 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
     db = ctx.db
     receipt_ref = repo.action_ref(db, ctx.run_id, lead["id"], email.step)
 
-    @firestore.transactional
     def claim(transaction: Any) -> dict[str, Any] | None:
         snapshot = receipt_ref.get(transaction=transaction)
         existing = snapshot.to_dict() if snapshot.exists else None
@@ -291,7 +302,7 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
         transaction.set(receipt_ref, _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email)))
         return None
 
-    existing = claim(db.transaction())
+    existing = repo.run_transaction(db, claim)
     if existing is None:
         return None
     if existing["status"] == "failed":

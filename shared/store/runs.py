@@ -6,12 +6,17 @@ Nothing outside this module builds one of these paths.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+import concurrent.futures
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
+from google.api_core import exceptions as gexc
+from google.cloud import firestore as firestore_module
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+T = TypeVar("T")
 
 RUNS = "lead_runs"
 LEADS = "leads"
@@ -23,6 +28,7 @@ LEASES = "leases"
 LEAD_STATUSES = ("pending", "sent", "drafted", "failed", "skipped")
 # Firestore commits at most 500 writes; lead creation and retry resets go in chunks of this.
 WRITE_CHUNK = 500
+COMMIT_THREADS = 4
 
 
 def runs(db: "firestore.Client") -> "firestore.CollectionReference":
@@ -70,6 +76,26 @@ def lead_doc_id(index: int) -> str:
 
 def idempotency_key(run_id: str, lead_id: str, step: str) -> str:
     return f"{run_id}:{lead_id}:{step}"
+
+
+# --- transactions ---------------------------------------------------------------
+
+
+def run_transaction(db: "firestore.Client", body: Callable[[Any], T]) -> T:
+    """firestore.transactional(body) in a new transaction, retried on contention.
+
+    When Firestore is unreachable the transaction cannot even begin, and the library's
+    rollback of it raises "ValueError: The transaction has no transaction ID", hiding the
+    real error (docs/reliability.md). Here the Firestore error itself is raised instead, so
+    callers and shared/http.py see an outage (503 + Retry-After), not a bug.
+    """
+    try:
+        return firestore_module.transactional(body)(db.transaction())
+    except ValueError as exc:
+        cause = exc.__context__
+        if isinstance(cause, (gexc.GoogleAPICallError, gexc.RetryError)):
+            raise cause from None
+        raise
 
 
 # --- reads ----------------------------------------------------------------------
@@ -125,16 +151,23 @@ def count_leads(db: "firestore.Client", run_id: str) -> dict[str, int]:
 
 
 def write_leads(db: "firestore.Client", run_id: str, docs: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    """set() of every (leadDocId, fields), in commits of WRITE_CHUNK; re-running rewrites the same ids."""
-    batch, pending = db.batch(), 0
-    for lead_id, fields in docs:
-        batch.set(lead_ref(db, run_id, lead_id), fields)
-        pending += 1
-        if pending == WRITE_CHUNK:
-            batch.commit()
-            batch, pending = db.batch(), 0
-    if pending:
-        batch.commit()
+    """set() of every (leadDocId, fields), in commits of WRITE_CHUNK; re-running rewrites the same ids.
+
+    Commits run on a few threads while the next chunk is being built (building the
+    protobufs is most of the time on big runs); any failed commit raises here.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=COMMIT_THREADS) as pool:
+        futures, batch, pending = [], db.batch(), 0
+        for lead_id, fields in docs:
+            batch.set(lead_ref(db, run_id, lead_id), fields)
+            pending += 1
+            if pending == WRITE_CHUNK:
+                futures.append(pool.submit(batch.commit))
+                batch, pending = db.batch(), 0
+        if pending:
+            futures.append(pool.submit(batch.commit))
+        for future in futures:
+            future.result()
 
 
 def update_leads(db: "firestore.Client", run_id: str, lead_ids: Iterable[str], fields: dict[str, Any]) -> int:

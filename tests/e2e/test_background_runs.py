@@ -18,7 +18,7 @@ import requests
 from shared.jobs import models, service
 from shared.store import runs as repo
 from tests.conftest import LOG_DIR
-from tests.jobs_helpers import Captured, docs, make_leads, start_request
+from tests.jobs_helpers import Captured, docs, make_leads, make_template, start_request
 from tools import localstack
 
 pytestmark = pytest.mark.e2e
@@ -131,7 +131,7 @@ def test_cancel_stops_the_run(stack, db):
     wait_for(lambda: count(db, "mail") >= 20, 30, "the run to get going")
     cancelled = post_job(stack.url, "bg-cancel", {"action": "cancel"})
     assert cancelled.status_code == 200 and cancelled.json()["job"]["status"] == "cancelled"
-    job = wait_until_quiet(db, "bg-cancel")
+    wait_until_quiet(db, "bg-cancel")
     settled = count(db, "mail")
     time.sleep(1.0)
     assert count(db, "mail") == settled < 400
@@ -142,10 +142,8 @@ def test_cancel_stops_the_run(stack, db):
 
 
 def test_two_concurrent_worker_calls_make_progress_once(stack, db):
-    create_template(stack.url)  # the helper's requests name tpl-1; make one with that id too
-    db.collection("templates").document("tpl-1").set({"name": "x", "channel": "email", "subject": "Hi {{firstName}}",
-                                                       "body": "Hello", "draftFirst": False, "version": 1})
-    captured = Captured()
+    make_template(db)
+    captured = Captured()  # the first hand-off is made by the test, twice at once
     service.post(db, "bg-race", models.parse_request(start_request(make_leads(60), batchSize=20)), dispatcher=captured)
     _, token, lease = captured.calls[0]
     url = f"{stack.url}/api/lead-runs/bg-race/jobs/worker"
@@ -203,9 +201,7 @@ def test_a_missing_variable_fails_alone_and_retry_requeues_only_failed_leads(sta
 
 
 def test_bad_worker_tokens_over_http_write_nothing(stack, db):
-    template_id = create_template(stack.url)
-    db.collection("templates").document("tpl-1").set({"name": "x", "channel": "email", "subject": "s",
-                                                       "body": "b", "draftFirst": False, "version": 1})
+    make_template(db)
     captured = Captured()
     service.post(db, "bg-token", models.parse_request(start_request(make_leads(5))), dispatcher=captured)
     url = f"{stack.url}/api/lead-runs/bg-token/jobs/worker"
@@ -213,7 +209,6 @@ def test_bad_worker_tokens_over_http_write_nothing(stack, db):
     assert requests.post(url, timeout=10).status_code == 401
     assert requests.post(url, headers={"X-Worker-Token": "forged"}, timeout=10).status_code == 403
     assert repo.get_job(db, "bg-token") == before and count(db, "mail") == 0
-    assert template_id
 
 
 def test_a_killed_worker_is_resumed_with_no_duplicate_and_no_lost_lead(emulator, db):
