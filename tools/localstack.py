@@ -65,6 +65,8 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
 
 
 def _spawn(args: list[str], env: dict[str, str], log_path: Path | None) -> subprocess.Popen:
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     # A session of its own, so stopping it takes its children (java, gunicorn workers) too.
     return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
