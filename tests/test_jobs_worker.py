@@ -296,3 +296,12 @@ def test_a_transaction_that_cannot_begin_raises_the_outage_not_a_value_error(mon
     bound_retries(unreachable, 1.0)
     with pytest.raises((gexc.GoogleAPICallError, gexc.RetryError)):
         repo.run_transaction(unreachable, lambda transaction: repo.get_job(unreachable, RUN, transaction=transaction))
+
+
+def test_the_per_lead_check_reads_status_and_lease_owner(db):
+    assert repo.read_job_control(db, "no-such-run") is None
+    captured = start_background(db, RUN, make_leads(2))
+    lease = captured.calls[0][2]
+    assert repo.read_job_control(db, RUN) == {"status": "queued", "lease": {"owner": lease}}
+    control(db, "cancel")
+    assert repo.read_job_control(db, RUN)["status"] == "cancelled"

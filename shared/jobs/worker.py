@@ -207,8 +207,8 @@ def _get_both(db: Any, first: Any, second: Any, transaction: Any) -> tuple[Any, 
 
 
 def _interruption(db: Any, run_id: str, owner: str) -> str | None:
-    """Why this worker must stop before its next lead, or None. One document read."""
-    job = repo.get_job(db, run_id)
+    """Why this worker must stop before its next lead, or None. One small document read."""
+    job = repo.read_job_control(db, run_id)
     if job is None:
         return "job_deleted"
     if job["status"] not in state.ACTIVE:
