@@ -21,7 +21,8 @@ router = Router("telemetry")
 )
 def report_error(call: Call):
     settings = get_settings()
-    report = call.json(ErrorReportIn, max_bytes=settings.telemetry_max_body_bytes)
+    # Cut-off JS strings carry lone surrogates; the report model cleans them, so accept them.
+    report = call.json(ErrorReportIn, max_bytes=settings.telemetry_max_body_bytes, lone_surrogates=True)
     reporter = service.Reporter(
         user=call.user,
         ip=ratelimit.client_ip(call.request.headers, call.request.remote_addr),

@@ -162,15 +162,22 @@ def _bound_value(value: Any, depth: int, budget: _Budget) -> Any:
     for index, item in enumerate(value):
         if index >= MAX_CONTEXT_ITEMS:
             break
-        bounded = _bound_value(item, depth + 1, budget)
+        # Firestore cannot hold an array directly inside an array; a one-key map can,
+        # and that map is one more level of depth.
+        inner_array = isinstance(item, (list, tuple))
+        bounded = _bound_value(item, depth + 1 + inner_array, budget)
         if bounded is _DROP:
             break
+        if inner_array and isinstance(bounded, list):
+            bounded = {NESTED_ARRAY_KEY: bounded}
         items.append(bounded)
     if len(items) < len(value):
         budget.cut = True
         items.append(marker(len(value) - len(items), "items"))
     return items
 
+
+NESTED_ARRAY_KEY = "items"
 
 # Room kept back for the truncation markers themselves.
 _MARKER_RESERVE = 256
