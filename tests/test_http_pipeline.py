@@ -96,6 +96,15 @@ def test_firestore_outage_is_a_quick_503_with_retry_after(function_client, unrea
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+def test_a_transaction_that_cannot_begin_is_a_503_not_a_500(function_client, unreachable_firestore, method):
+    response = function_client("templates").open(
+        "/api/templates/some-template", method=method, json={"name": "x", "version": 1}, headers={"If-Match": '"1"'}
+    )
+    assert response.status_code == 503, response.get_json()
+    assert response.headers["Retry-After"] == "5"
+
+
 def test_placeholder_functions_answer_501_until_their_issue_lands(function_client):
     response = function_client("receipts").get("/api/lead-runs")
     assert response.status_code in (200, 501)  # 200 once receipts lands

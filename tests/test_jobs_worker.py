@@ -17,6 +17,7 @@ from shared.outreach.errors import TransientError
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
 from shared.store import runs as repo
+from shared.store.client import run_transaction
 from tests.jobs_helpers import (
     Captured,
     all_leads,
@@ -295,7 +296,7 @@ def test_a_transaction_that_cannot_begin_raises_the_outage_not_a_value_error(mon
     unreachable = firestore.Client(project="demo-unreachable")
     bound_retries(unreachable, 1.0)
     with pytest.raises((gexc.GoogleAPICallError, gexc.RetryError)):
-        repo.run_transaction(unreachable, lambda transaction: repo.get_job(unreachable, RUN, transaction=transaction))
+        run_transaction(unreachable, lambda transaction: repo.get_job(unreachable, RUN, transaction=transaction))
 
 
 def test_the_per_lead_check_reads_status_and_lease_owner(db):

@@ -47,6 +47,7 @@ from shared.outreach import pipeline
 from shared.outreach.providers import Provider, get_provider
 from shared.settings import Settings, get_settings
 from shared.store import runs as repo
+from shared.store.client import run_transaction
 from shared.store import templates as templates_repo
 
 # Hosting ends a rewritten request at 60 s: a foreground run stops before that.
@@ -185,7 +186,7 @@ def _claim(
         transaction.set(ref, fresh)
         return "new", fresh
 
-    return repo.run_transaction(db, claim)
+    return run_transaction(db, claim)
 
 
 def _check_same_leads(run: dict[str, Any] | None, leads_fp: str | None) -> None:
@@ -317,7 +318,7 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
         transaction.update(run_ref, run_updates)
         return True
 
-    changed = repo.run_transaction(db, apply)
+    changed = run_transaction(db, apply)
     if changed and action == "retry" and failed:
         repo.update_leads(
             db, run_id, [lead["id"] for lead in failed],

@@ -46,6 +46,7 @@ from shared.outreach.errors import TransientError, classify
 from shared.outreach.providers import Provider, get_provider
 from shared.settings import Settings, get_settings
 from shared.store import runs as repo
+from shared.store.client import run_transaction
 from shared.store import templates as templates_repo
 
 logger = logging.getLogger("mission_control.jobs.worker")
@@ -179,7 +180,7 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
             return job
 
         try:
-            return handoff, repo.run_transaction(db, claim)
+            return handoff, run_transaction(db, claim)
         except gexc.AlreadyExists:
             raise Conflict("another worker already took this hand-off") from None
 
@@ -198,7 +199,7 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
         transaction.update(ref, {"lease": taken, "updatedAt": now, "writes": firestore.Increment(1)})
         return owner, {**job, "lease": taken}
 
-    return repo.run_transaction(db, take)
+    return run_transaction(db, take)
 
 
 def _get_both(db: Any, first: Any, second: Any, transaction: Any) -> tuple[Any, Any]:
@@ -427,7 +428,7 @@ def checkpoint(
         transaction.update(run_ref, {"status": status, "counts": counts, "updatedAt": now})
         return Checkpoint(status=status, next_owner=lease["owner"] if lease else None, counts=counts)
 
-    done = repo.run_transaction(db, apply)
+    done = run_transaction(db, apply)
     if done.lost:
         logs.log(logger, logging.WARNING, "lease lost before the checkpoint; the next worker re-scans this batch",
                  runId=run_id, owner=owner)
@@ -447,5 +448,5 @@ def note_dispatch_failure(db: Any, run_id: str, lease_owner: str) -> None:
         ]
         transaction.update(ref, {"diagnostics": diagnostics[-MAX_DIAGNOSTICS:], "writes": firestore.Increment(1)})
 
-    repo.run_transaction(db, apply)
+    run_transaction(db, apply)
     logs.log(logger, logging.ERROR, "worker hand-off failed after every retry", runId=run_id)

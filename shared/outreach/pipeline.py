@@ -34,6 +34,7 @@ from shared.outreach import render
 from shared.outreach.errors import FIRESTORE_UNAVAILABLE, OutreachError, PermanentError, TransientError, classify
 from shared.outreach.providers import OutgoingEmail, Provider
 from shared.store import runs as repo
+from shared.store.client import run_transaction
 
 logger = logging.getLogger("mission_control.outreach")
 
@@ -302,7 +303,7 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
         transaction.set(receipt_ref, _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email)))
         return None
 
-    existing = repo.run_transaction(db, claim)
+    existing = run_transaction(db, claim)
     if existing is None:
         return None
     if existing["status"] == "failed":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+T = TypeVar("T")
 
 
 @functools.cache
@@ -36,3 +38,23 @@ def bound_retries(client: "firestore.Client", deadline: float) -> None:
             wrapped._retry = wrapped._retry.with_timeout(deadline)
         if isinstance(getattr(wrapped, "_timeout", None), (int, float)):
             wrapped._timeout = min(wrapped._timeout, deadline)
+
+
+def run_transaction(db: "firestore.Client", body: Callable[[Any], T]) -> T:
+    """firestore.transactional(body) in a new transaction, retried on contention.
+
+    When Firestore is unreachable the transaction cannot even begin, and the library's
+    rollback of it raises "ValueError: The transaction has no transaction ID", hiding the
+    real error. Here the Firestore error itself is raised instead, so shared/http.py
+    sees an outage (503 + Retry-After), not a bug (500).
+    """
+    from google.api_core import exceptions as gexc
+    from google.cloud import firestore
+
+    try:
+        return firestore.transactional(body)(db.transaction())
+    except ValueError as exc:
+        cause = exc.__context__
+        if isinstance(cause, (gexc.GoogleAPICallError, gexc.RetryError)):
+            raise cause from None
+        raise

@@ -7,10 +7,9 @@ Nothing outside this module builds one of these paths.
 from __future__ import annotations
 
 import concurrent.futures
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore as firestore_module
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 if TYPE_CHECKING:
@@ -79,23 +78,6 @@ def idempotency_key(run_id: str, lead_id: str, step: str) -> str:
 
 
 # --- transactions ---------------------------------------------------------------
-
-
-def run_transaction(db: "firestore.Client", body: Callable[[Any], T]) -> T:
-    """firestore.transactional(body) in a new transaction, retried on contention.
-
-    When Firestore is unreachable the transaction cannot even begin, and the library's
-    rollback of it raises "ValueError: The transaction has no transaction ID", hiding the
-    real error (docs/reliability.md). Here the Firestore error itself is raised instead, so
-    callers and shared/http.py see an outage (503 + Retry-After), not a bug.
-    """
-    try:
-        return firestore_module.transactional(body)(db.transaction())
-    except ValueError as exc:
-        cause = exc.__context__
-        if isinstance(cause, (gexc.GoogleAPICallError, gexc.RetryError)):
-            raise cause from None
-        raise
 
 
 # --- reads ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from google.cloud import firestore
 from shared import clock, ids, pagination
 from shared.errors import Conflict, NotFound, field_error
 from shared.store import templates as repo
+from shared.store.client import run_transaction
 from shared.templates.models import Template, TemplateCreate, TemplateList, TemplatePatch, TemplateReplace
 
 _LIST_SCOPE = "templates"
@@ -78,7 +79,6 @@ def update(
     ref = repo.ref(db, ids.check_id(template_id, "templateId"))
     changes = _document_fields(fields, only_set=not replace)
 
-    @firestore.transactional
     def apply(transaction: firestore.Transaction) -> dict[str, Any]:
         current = repo.get(db, template_id, transaction=transaction)
         if current is None:
@@ -93,13 +93,12 @@ def update(
         transaction.update(ref, updated)
         return {**current, **updated}
 
-    return to_api(apply(db.transaction()))
+    return to_api(run_transaction(db, apply))
 
 
 def delete(db: firestore.Client, template_id: str, version: int | None) -> None:
     ref = repo.ref(db, ids.check_id(template_id, "templateId"))
 
-    @firestore.transactional
     def apply(transaction: firestore.Transaction) -> None:
         current = repo.get(db, template_id, transaction=transaction)
         if current is None:
@@ -111,4 +110,4 @@ def delete(db: firestore.Client, template_id: str, version: int | None) -> None:
             )
         transaction.delete(ref)
 
-    apply(db.transaction())
+    run_transaction(db, apply)
