@@ -277,10 +277,11 @@ def _error_response(exc: Exception, request_id: str) -> flask.Response:
 
 
 def _is_backend_unavailable(exc: Exception) -> bool:
-    """Firestore down or slow is a 503 with Retry-After, never a 500."""
+    """Firestore down, slow or contended is a 503 with Retry-After, never a 500."""
     from google.api_core import exceptions as gexc
 
-    return isinstance(exc, (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError))
+    # Aborted: contention that outlasted every retry; trying again shortly is the cure too.
+    return isinstance(exc, (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError, gexc.Aborted))
 
 
 def not_implemented(router: Router, rules: list[tuple[str, list[str]]], issue: str) -> None:

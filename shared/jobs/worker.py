@@ -4,18 +4,24 @@ One invocation (POST /api/lead-runs/{runId}/jobs/worker):
 
 1. authenticates with the job's `workerToken` (constant-time compare);
 2. takes the lease. A hand-off from the previous invocation (`X-Worker-Lease`, the
-   owner that invocation wrote into `lease`) is claimed in a transaction that creates
+   owner that invocation wrote into `lease`) is claimed by a commit that creates
    jobs/default/leases/{owner}: exactly one copy of a duplicated delivery wins, and the
    job document is written only by the first batch (queued → running). Without a
-   hand-off (an operator or a test calling the worker directly) the lease is taken in
-   a transaction, only if free or expired;
+   hand-off (an operator or a test calling the worker directly) the lease is taken,
+   only if free or expired;
 3. processes pending leads from `nextIndex` in index order until `batchSize` leads or
    the time budget, re-reading the job before each lead so pause, cancel or a lost
    lease stop it within one lead;
-4. writes progress once (the checkpoint transaction: nextIndex, counts, diagnostics,
+4. writes progress once (the checkpoint: nextIndex, counts, diagnostics,
    attemptsByLead, status, and the lease handed to the next invocation) and mirrors
    status and counts on the run;
 5. unless the job finished, was paused or cancelled, invokes itself (dispatch.py).
+
+The worker's job-document writes are compare-and-set commits (a plain read, then a
+write that lands only if the document is unchanged: store/client.write_if_unchanged),
+not transactions: a transaction's read locks the document until it commits, so a
+worker killed in between would block every write to the job, an operator's resume
+included, until Firestore expires the lock 60 s later.
 
 Crash safety: a lead's effects are one atomic commit with a deterministic outbox id
 (pipeline.py), so a worker killed mid-batch leaves leads at or past the persisted
@@ -46,7 +52,7 @@ from shared.outreach.errors import TransientError, classify
 from shared.outreach.providers import Provider, get_provider
 from shared.settings import Settings, get_settings
 from shared.store import runs as repo
-from shared.store.client import run_transaction
+from shared.store.client import write_if_unchanged
 from shared.store import templates as templates_repo
 
 logger = logging.getLogger("mission_control.jobs.worker")
@@ -162,30 +168,28 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
     if handoff:
         claim_ref = repo.lease_claim_ref(db, run_id, handoff)
 
-        def claim(transaction: Any) -> dict[str, Any]:
-            job_snapshot, claim_snapshot = _get_both(db, ref, claim_ref, transaction)
+        def claim(job_snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any]:
             job = {"id": job_snapshot.id, **job_snapshot.to_dict()} if job_snapshot.exists else {}
             if (job.get("lease") or {}).get("owner") != handoff:
                 raise Conflict("this hand-off is no longer the job's lease: another worker took over")
-            if claim_snapshot.exists:
-                raise Conflict("another worker already took this hand-off")
             now = clock.now()
-            transaction.create(claim_ref, {"claimedAt": now, "runId": run_id})
+            # The claim document exists once: a second taker of this hand-off gets AlreadyExists.
+            batch.create(claim_ref, {"claimedAt": now, "runId": run_id})
             if job["status"] == state.QUEUED:
                 # The first batch: the one hand-off that also writes the job, to say it runs.
                 started = {"status": state.RUNNING, "startedAt": now, "updatedAt": now}
-                transaction.update(ref, {**started, "writes": firestore.Increment(1)})
-                transaction.update(repo.run_ref(db, run_id), {"status": state.RUNNING, "updatedAt": now})
+                batch.update(ref, {**started, "writes": firestore.Increment(1)}, option=unchanged)
+                batch.update(repo.run_ref(db, run_id), {"status": state.RUNNING, "updatedAt": now})
                 job = {**job, **started}
             return job
 
         try:
-            return handoff, run_transaction(db, claim)
+            return handoff, write_if_unchanged(db, ref, claim)
         except gexc.AlreadyExists:
             raise Conflict("another worker already took this hand-off") from None
 
-    def take(transaction: Any) -> tuple[str, dict[str, Any]]:
-        job = repo.get_job(db, run_id, transaction=transaction)
+    def take(snapshot: Any, batch: Any, unchanged: Any) -> tuple[str, dict[str, Any]]:
+        job = {"id": snapshot.id, **snapshot.to_dict()} if snapshot.exists else None
         if job is None or not auth.tokens_match(token, job.get("workerToken")):
             raise PermissionDenied("the worker token is not valid for this run's job")
         if job["status"] not in state.ACTIVE:
@@ -196,15 +200,10 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
             raise Conflict(f"another worker holds this job's lease until {clock.rfc3339(lease['expiresAt'])}")
         owner = new_owner("w")
         taken = {"owner": owner, "expiresAt": now + dt.timedelta(seconds=settings.worker_lease_seconds)}
-        transaction.update(ref, {"lease": taken, "updatedAt": now, "writes": firestore.Increment(1)})
+        batch.update(ref, {"lease": taken, "updatedAt": now, "writes": firestore.Increment(1)}, option=unchanged)
         return owner, {**job, "lease": taken}
 
-    return run_transaction(db, take)
-
-
-def _get_both(db: Any, first: Any, second: Any, transaction: Any) -> tuple[Any, Any]:
-    found = {s.reference.path: s for s in db.get_all([first, second], transaction=transaction)}
-    return found[first.path], found[second.path]
+    return write_if_unchanged(db, ref, take)
 
 
 def _interruption(db: Any, run_id: str, owner: str) -> str | None:
@@ -378,8 +377,8 @@ def checkpoint(
     successor = new_owner()
     job_ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
 
-    def apply(transaction: Any) -> Checkpoint:
-        job = repo.get_job(db, run_id, transaction=transaction)
+    def apply(snapshot: Any, batch: Any, unchanged: Any) -> Checkpoint:
+        job = snapshot.to_dict() if snapshot.exists else None
         if job is None or (job.get("lease") or {}).get("owner") != owner:
             return Checkpoint(status=(job or {}).get("status", "unknown"), next_owner=None, counts={}, lost=True)
         now = clock.now()
@@ -424,11 +423,11 @@ def checkpoint(
         updates["status"] = status
         updates["lease"] = lease
         updates["diagnostics"] = diagnostics[-MAX_DIAGNOSTICS:]
-        transaction.update(job_ref, updates)
-        transaction.update(run_ref, {"status": status, "counts": counts, "updatedAt": now})
+        batch.update(job_ref, updates, option=unchanged)
+        batch.update(run_ref, {"status": status, "counts": counts, "updatedAt": now})
         return Checkpoint(status=status, next_owner=lease["owner"] if lease else None, counts=counts)
 
-    done = run_transaction(db, apply)
+    done = write_if_unchanged(db, job_ref, apply)
     if done.lost:
         logs.log(logger, logging.WARNING, "lease lost before the checkpoint; the next worker re-scans this batch",
                  runId=run_id, owner=owner)
@@ -439,14 +438,15 @@ def note_dispatch_failure(db: Any, run_id: str, lease_owner: str) -> None:
     """Every hand-off attempt failed: say so on the job (GET will report it stalled once the lease lapses)."""
     ref = repo.job_ref(db, run_id)
 
-    def apply(transaction: Any) -> None:
-        job = repo.get_job(db, run_id, transaction=transaction)
+    def apply(snapshot: Any, batch: Any, unchanged: Any) -> None:
+        job = snapshot.to_dict() if snapshot.exists else None
         if job is None or (job.get("lease") or {}).get("owner") != lease_owner:
             return
         diagnostics = list(job.get("diagnostics") or []) + [
             diagnostic("dispatch_failed", "could not invoke the next worker; resume restarts the job once it is stalled")
         ]
-        transaction.update(ref, {"diagnostics": diagnostics[-MAX_DIAGNOSTICS:], "writes": firestore.Increment(1)})
+        batch.update(ref, {"diagnostics": diagnostics[-MAX_DIAGNOSTICS:], "writes": firestore.Increment(1)},
+                     option=unchanged)
 
-    run_transaction(db, apply)
+    write_if_unchanged(db, ref, apply)
     logs.log(logger, logging.ERROR, "worker hand-off failed after every retry", runId=run_id)

@@ -1,0 +1,126 @@
+"""shared/store/client: the compare-and-set write the worker uses instead of transactions,
+and the channel options every Firestore client is built with."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared.store.client import RECONNECT_BACKOFF_OPTIONS, write_if_unchanged
+
+
+def counter(db):
+    return db.collection("cas_tests").document("counter")
+
+
+def add_one(snapshot, batch, unchanged):
+    value = (snapshot.to_dict() or {}).get("value", 0) if snapshot.exists else 0
+    if snapshot.exists:
+        batch.update(snapshot.reference, {"value": value + 1}, option=unchanged)
+    else:
+        batch.create(snapshot.reference, {"value": value + 1})
+    return value + 1
+
+
+def test_concurrent_read_modify_writes_lose_no_update(db):
+    ref = counter(db)
+    ref.set({"value": 0})
+    writers, rounds = 6, 5
+    results: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(writers)
+
+    def writer():
+        barrier.wait()  # all read at once, so most first commits meet a changed document
+        for _ in range(rounds):
+            try:
+                results.append(write_if_unchanged(db, ref, add_one, attempts=50))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert ref.get().to_dict()["value"] == writers * rounds
+    assert sorted(results) == list(range(1, writers * rounds + 1))  # every writer saw its own increment
+
+
+def test_a_write_in_between_makes_the_body_run_again_on_the_new_value(db):
+    ref = counter(db)
+    ref.set({"value": 10})
+    seen: list[int] = []
+
+    def body(snapshot, batch, unchanged):
+        seen.append(snapshot.to_dict()["value"])
+        if len(seen) == 1:
+            ref.update({"value": 20})  # another writer, after this read and before this commit
+        batch.update(ref, {"value": snapshot.to_dict()["value"] + 1}, option=unchanged)
+
+    write_if_unchanged(db, ref, body)
+    assert seen == [10, 20]
+    assert ref.get().to_dict()["value"] == 21
+
+
+def test_a_document_that_never_stops_changing_is_aborted_and_left_as_the_other_writer_left_it(db):
+    ref = counter(db)
+    ref.set({"value": 0})
+    calls = []
+
+    def body(snapshot, batch, unchanged):
+        calls.append(1)
+        ref.update({"value": firestore.Increment(1)})
+        batch.update(ref, {"value": -1}, option=unchanged)
+
+    with pytest.raises(gexc.Aborted):
+        write_if_unchanged(db, ref, body, attempts=3)
+    assert len(calls) == 3
+    assert ref.get().to_dict()["value"] == 3
+
+
+def test_a_body_that_writes_nothing_commits_nothing(db):
+    ref = counter(db)
+    assert write_if_unchanged(db, ref, lambda snapshot, batch, unchanged: (snapshot.exists, unchanged)) == (False, None)
+    assert not ref.get().exists
+
+
+def test_the_writes_of_one_call_land_together_or_not_at_all(db):
+    ref, other = counter(db), db.collection("cas_tests").document("other")
+    ref.set({"value": 1})
+    other.set({"value": 1})
+
+    def body(snapshot, batch, unchanged):
+        batch.update(other, {"value": 2})
+        batch.create(ref, {"value": 2})  # fails: it exists, so the update of `other` must not land
+
+    with pytest.raises(gexc.AlreadyExists):
+        write_if_unchanged(db, ref, body)
+    assert other.get().to_dict()["value"] == 1
+
+
+def test_contention_that_outlasts_the_retries_is_a_503_not_a_500(function_client, monkeypatch):
+    import shared.templates.service as service
+
+    def contended(*args, **kwargs):
+        raise gexc.Aborted("too much contention")
+
+    monkeypatch.setattr(service, "create", contended)
+    response = function_client("templates").post("/api/templates", json={"name": "N", "subject": "S", "body": "B"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert response.get_json()["error"]["code"] == "unavailable"
+
+
+def test_every_firestore_channel_reconnects_within_two_seconds(db):
+    from google.cloud.firestore_v1 import base_client
+
+    # get_db() (the db fixture) has run: both the emulator's and production's option lists carry them.
+    for options in (base_client._GRPC_MSG_SIZE_OPTIONS, base_client._DEFAULT_CHANNEL_OPTIONS):
+        for option in RECONNECT_BACKOFF_OPTIONS:
+            assert options.count(option) == 1
+    assert dict(RECONNECT_BACKOFF_OPTIONS)["grpc.max_reconnect_backoff_ms"] <= 2000
