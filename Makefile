@@ -48,6 +48,7 @@ bench: $(STAMP)
 # actionlint on the GitHub Actions workflows (a pinned dev dependency; make test runs it first).
 lint: $(STAMP)
 	$(VENV)/bin/actionlint -no-color -shellcheck=$(VENV)/bin/shellcheck -pyflakes=$(VENV)/bin/pyflakes .github/workflows/*.yml
+	$(VENV)/bin/pyflakes shared functions tests bench tools
 
 # Smoke check of a running site: `make smoke` checks `make dev`'s stack; after a deploy,
 # `make smoke SMOKE_URL=https://<project>.web.app EXPECT_VERSION=<git short sha>` with

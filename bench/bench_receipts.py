@@ -124,12 +124,7 @@ def main() -> int:
     leads, page_sizes, runs = (30, [10], 1) if args.smoke else (
         args.leads, [int(s) for s in args.page_sizes.split(",")], args.runs)
 
-    emulator = None
-    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        emulator = localstack.start_emulator(localstack.free_port(), PROJECT)
-        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-        os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", PROJECT)
+    emulator = localstack.emulator_from_env_or_start(PROJECT)
     os.environ["AUTH_MODE"] = "off"
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # one log line per page would drown the table
 
@@ -173,8 +168,7 @@ def main() -> int:
         if rpcs is not None:
             rpcs.close()
         db.recursive_delete(paths.run_ref(db, run_id))
-        if emulator is not None:
-            emulator.stop()
+        emulator.stop()
 
 
 if __name__ == "__main__":

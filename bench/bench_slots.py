@@ -70,7 +70,7 @@ def main() -> int:
 
     day_counts, busy_counts, runs = ([7], [0, 50], 1) if args.smoke else ([30, 90, 365], [0, 500, 5000], args.runs)
     print(f"ms per search (median of {runs}), slots found in brackets")
-    print(f"| days \\ busy | " + " | ".join(f"{count:>15,}" for count in busy_counts) + " |")
+    print("| days \\ busy | " + " | ".join(f"{count:>15,}" for count in busy_counts) + " |")
     print("|---|" + "---|" * len(busy_counts))
     for days in day_counts:
         cells = []

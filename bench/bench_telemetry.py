@@ -23,7 +23,6 @@ must equal the number of 202s. Exit status 1 on any 5xx or a count mismatch.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import random
 import statistics
@@ -114,13 +113,7 @@ def main() -> int:
     log_dir = ROOT / "build" / "bench-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    emulator = None
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if host:
-        emulator = localstack.Emulator(host=host, project=project)
-    else:
-        emulator = localstack.start_emulator(localstack.free_port(), project, log_dir / "firestore.log")
-        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+    emulator = localstack.emulator_from_env_or_start(project, log_dir / "firestore.log")
     function = None
     try:
         env = {
@@ -171,8 +164,7 @@ def main() -> int:
     finally:
         if function is not None:
             localstack.stop(function.process)
-        if emulator.process is not None:
-            emulator.stop()
+        emulator.stop()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import pathlib
 import sys
 import time
@@ -147,15 +146,7 @@ def main() -> int:
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the local router's access log
-    emulator = None
-    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        emulator = localstack.start_emulator(localstack.free_port(), PROJECT, LOG_DIR / "firestore.log")
-        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-        os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
-    target = emulator or localstack.Emulator(
-        host=os.environ["FIRESTORE_EMULATOR_HOST"], project=os.environ.get("GOOGLE_CLOUD_PROJECT", PROJECT)
-    )
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", target.project)
+    target = localstack.emulator_from_env_or_start(PROJECT, LOG_DIR / "firestore.log")
     try:
         from shared.store.client import get_db
 
@@ -171,8 +162,7 @@ def main() -> int:
             chain = run_chain(stack, db, created.json()["id"], count, batch_size)
             rss_kib = process_group_peak_rss_kib(stack.functions["worker"].process.pid)
     finally:
-        if emulator is not None:
-            emulator.stop()
+        target.stop()
 
     chain_rate, plain_rate = count / chain["seconds"], count / plain["seconds"]
     ratio = plain_rate / chain_rate

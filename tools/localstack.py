@@ -133,6 +133,22 @@ def start_emulator(port: int, project: str, log_path: Path | None = None, timeou
     return Emulator(host=host, project=project, process=process)
 
 
+def emulator_from_env_or_start(project: str, log_path: Path | None = None) -> Emulator:
+    """The emulator FIRESTORE_EMULATOR_HOST names, or a new one on a free port.
+
+    Either way this process's environment then points the Firestore client at it.
+    `stop()` on the result stops only an emulator started here (its `process` is set).
+    """
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if host:
+        emulator = Emulator(host=host, project=os.environ.get("GOOGLE_CLOUD_PROJECT", project))
+    else:
+        emulator = start_emulator(free_port(), project, log_path)
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", emulator.project)
+    return emulator
+
+
 # --- Functions ----------------------------------------------------------------
 
 
