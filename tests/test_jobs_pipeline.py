@@ -3,6 +3,7 @@ permanent failures, draftFirst and the claim protocol of external providers."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -172,6 +173,26 @@ def test_external_provider_transient_error_releases_the_claim_and_retries(db, le
     provider = External(failures=1)
     outcome = pipeline.process_lead(context(db, provider), leads[0], 0, FAR)
     assert outcome.status == "sent" and outcome.attempts == 2 and len(provider.sent) == 2
+
+
+def test_two_attempts_at_one_external_send_at_once_hand_it_to_the_provider_once(db, leads):
+    """After a lease takeover two workers may reach the same lead together: the receipt's
+    `sending` claim is a compare-and-set, so exactly one of them calls the provider."""
+    provider = External()
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def attempt():
+        barrier.wait()
+        outcomes.append(pipeline.process_lead(context(db, provider), leads[0], 0, FAR))
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert provider.sent == [f"{RUN}-lead-000000-email-send"]
+    assert len(outcomes) == 4 and sum(outcome.status == "sent" and not outcome.earlier for outcome in outcomes) == 1
 
 
 def test_an_interrupted_external_send_is_failed_not_repeated(db, leads):

@@ -34,7 +34,7 @@ from shared.outreach import render
 from shared.outreach.errors import FIRESTORE_UNAVAILABLE, OutreachError, PermanentError, TransientError, classify
 from shared.outreach.providers import OutgoingEmail, Provider
 from shared.store import runs as repo
-from shared.store.client import run_transaction
+from shared.store.client import write_if_unchanged
 
 logger = logging.getLogger("mission_control.outreach")
 
@@ -288,8 +288,9 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
     db = ctx.db
     receipt_ref = repo.action_ref(db, ctx.run_id, lead["id"], email.step)
 
-    def claim(transaction: Any) -> dict[str, Any] | None:
-        snapshot = receipt_ref.get(transaction=transaction)
+    # Compare-and-set rather than a transaction: a worker killed between a transaction's
+    # read and its commit would leave the receipt locked for 60 s (store/client.py).
+    def claim(snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any] | None:
         existing = snapshot.to_dict() if snapshot.exists else None
         if existing and existing.get("status") in ("sent", "drafted", "sending"):
             if existing["status"] == "sending":
@@ -297,13 +298,21 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
                     "an earlier attempt was interrupted after handing the message to the provider; it may "
                     "have been sent. Check the mailbox before using retry, which sends it again"
                 )
-                transaction.update(receipt_ref, {"status": "failed", "error": message, "at": clock.now()})
+                batch.update(receipt_ref, {"status": "failed", "error": message, "at": clock.now()}, option=unchanged)
                 return {"status": "failed", "message": message}
             return existing
-        transaction.set(receipt_ref, _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email)))
+        receipt = _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email))
+        if existing is None:
+            batch.create(receipt_ref, receipt)
+        else:  # set() takes no precondition: replace every field, and delete the ones it drops
+            dropped = {key: firestore.DELETE_FIELD for key in existing if key not in receipt}
+            batch.update(receipt_ref, {**dropped, **receipt}, option=unchanged)
         return None
 
-    existing = run_transaction(db, claim)
+    try:
+        existing = write_if_unchanged(db, receipt_ref, claim)
+    except gexc.AlreadyExists:  # created by another attempt since the read: read it and decide again
+        existing = write_if_unchanged(db, receipt_ref, claim)
     if existing is None:
         return None
     if existing["status"] == "failed":
