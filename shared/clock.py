@@ -19,6 +19,12 @@ def rfc3339(value: dt.datetime | None) -> str | None:
     return text.replace("+00:00", "Z")
 
 
+def utc_text(instant: dt.datetime) -> str:
+    """RFC 3339 in UTC with 'Z', to the second when there are no microseconds (slot
+    starts, Google Calendar times, Error Reporting's eventTime)."""
+    return instant.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def parse_rfc3339(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:

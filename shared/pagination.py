@@ -16,6 +16,11 @@ from shared import clock, ids
 from shared.errors import field_error
 
 
+def bad_token() -> Exception:
+    """The 400 for a page token this API did not issue, or one tampered with."""
+    return field_error("pageToken", "is not a token this API issued")
+
+
 def encode(scope: str, position: dict[str, Any]) -> str:
     raw = json.dumps({"s": scope, "p": position}, separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -26,7 +31,7 @@ def decode(token: str, scope: str) -> dict[str, Any]:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
-        raise field_error("pageToken", "is not a token this API issued") from None
+        raise bad_token() from None
     if not isinstance(data, dict) or data.get("s") != scope or not isinstance(data.get("p"), dict):
         raise field_error("pageToken", "belongs to a different listing")
     return data["p"]
@@ -43,9 +48,9 @@ def decode_newest_first(token: str | None, scope: str) -> tuple[dt.datetime, str
     try:
         after = (clock.parse_rfc3339(position["createdAt"]), position["id"])
     except (KeyError, TypeError, ValueError, AttributeError):
-        raise field_error("pageToken", "is not a token this API issued") from None
+        raise bad_token() from None
     if not ids.is_valid_id(after[1]):
-        raise field_error("pageToken", "is not a token this API issued")
+        raise bad_token()
     return after
 
 

@@ -145,6 +145,7 @@ def emulator_from_env_or_start(project: str, log_path: Path | None = None) -> Em
     else:
         emulator = start_emulator(free_port(), project, log_path)
         os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+        os.environ["GOOGLE_CLOUD_PROJECT"] = project
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", emulator.project)
     return emulator
 

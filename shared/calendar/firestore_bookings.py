@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import random
-import time
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -29,13 +27,13 @@ from shared.errors import NotFound, Unavailable
 from shared.slots import Interval
 from shared.store import bookings as repo
 from shared.store import runs
+from shared.store.client import pause_before_retry
 
 # A commit refused because another booking changed a lock document first is
 # retried after a randomised, growing pause, so colliding requests spread out
 # instead of colliding again; the whole budget stays a few seconds before the
 # request gives up with a 503.
 _CLAIM_ATTEMPTS = 10
-_BACKOFF_SECONDS = 0.02
 _BACKOFF_CAP_SECONDS = 0.5
 # What a commit whose preconditions no longer hold raises: a lock document created
 # meanwhile, changed meanwhile, or (released) deleted meanwhile; ABORTED is the
@@ -101,7 +99,7 @@ def claim(
         try:
             batch.commit()
         except _LOST_RACE:
-            _pause(attempt)
+            pause_before_retry(attempt, cap=_BACKOFF_CAP_SECONDS)
             continue
         return {**booking, "id": booking_id, "receiptId": receipt_id}
     raise Unavailable("the calendar is busy with concurrent bookings; try again", retry_after_seconds=1)
@@ -146,10 +144,6 @@ def _add_receipt(
     action_id, receipt = repo.receipt_document(booking_id, booking, lead.run_id, lead.lead_doc_id, lead_index)
     batch.set(runs.action_ref(db, lead.run_id, lead.lead_doc_id, action_id), receipt)
     return action_id
-
-
-def _pause(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_SECONDS * 2**attempt)))
 
 
 class FirestoreCalendar:

@@ -21,7 +21,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from shared import logs
+from shared import clock, logs
 from shared.calendar import firestore_bookings
 from shared.calendar.firestore_bookings import LeadTarget
 from shared.errors import Unavailable, field_error
@@ -35,11 +35,6 @@ SCOPE = "https://www.googleapis.com/auth/calendar"
 # days); a year-long search is asked in pieces well inside that.
 FREEBUSY_MAX_SPAN = dt.timedelta(days=60)
 TIMEOUT_SECONDS = 10
-UTC = dt.timezone.utc
-
-
-def _rfc3339(instant: dt.datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def freebusy_requests(calendar_id: str, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
@@ -48,7 +43,7 @@ def freebusy_requests(calendar_id: str, start: dt.datetime, end: dt.datetime) ->
     piece = start
     while piece < end:
         piece_end = min(piece + FREEBUSY_MAX_SPAN, end)
-        bodies.append({"timeMin": _rfc3339(piece), "timeMax": _rfc3339(piece_end), "items": [{"id": calendar_id}]})
+        bodies.append({"timeMin": clock.utc_text(piece), "timeMax": clock.utc_text(piece_end), "items": [{"id": calendar_id}]})
         piece = piece_end
     return bodies
 

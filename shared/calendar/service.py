@@ -99,6 +99,9 @@ def _book_first_free(
     now: dt.datetime,
     user: User | None,
 ) -> Booking:
+    time_zone = _booking_zone(request)
+    attendees = [a.model_dump(by_alias=True, exclude_none=True) for a in request.attendees]
+    lead_fields = request.lead.model_dump(by_alias=True, exclude_none=True) if request.lead else None
     for slot in found:
         booking_id = ids.new_id()
         document = repo.booking_document(
@@ -107,11 +110,11 @@ def _book_first_free(
             end_utc=slot.end_utc,
             start=slot.start.isoformat(),
             end=slot.end.isoformat(),
-            time_zone=_booking_zone(request),
+            time_zone=time_zone,
             title=request.title,
             description=request.description,
-            attendees=[a.model_dump(by_alias=True, exclude_none=True) for a in request.attendees],
-            lead=request.lead.model_dump(by_alias=True, exclude_none=True) if request.lead else None,
+            attendees=attendees,
+            lead=lead_fields,
             run_id=lead.run_id if lead else None,
             lead_doc_id=lead.lead_doc_id if lead else None,
             backend=backend.name,
@@ -134,16 +137,12 @@ def _booking_zone(request: ScheduleRequest) -> str | None:
     return request.lead.time_zone if request.lead is not None else None
 
 
-def _utc_text(instant: dt.datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _candidate(slot: slots.Slot) -> Candidate:
     return Candidate(
         start=slot.start.isoformat(),
         end=slot.end.isoformat(),
-        start_utc=_utc_text(slot.start_utc),
-        end_utc=_utc_text(slot.end_utc),
+        start_utc=clock.utc_text(slot.start_utc),
+        end_utc=clock.utc_text(slot.end_utc),
     )
 
 
@@ -153,8 +152,8 @@ def _booking(stored: dict[str, Any]) -> Booking:
         calendar_id=stored["calendarId"],
         start=stored["startLocal"],
         end=stored["endLocal"],
-        start_utc=_utc_text(stored["start"]),
-        end_utc=_utc_text(stored["end"]),
+        start_utc=clock.utc_text(stored["start"]),
+        end_utc=clock.utc_text(stored["end"]),
         time_zone=stored["timeZone"],
         title=stored["title"],
         status=stored["status"],

@@ -30,6 +30,11 @@ BACKOFF_SECONDS = (0.5, 1, 2, 4)
 Dispatcher = Callable[[str, str, str], bool]
 
 
+def default_dispatcher(settings: Settings) -> Dispatcher:
+    """The real hand-off: invoke_worker over HTTP with these settings."""
+    return lambda run_id, token, lease: invoke_worker(run_id, token, lease, settings)
+
+
 def worker_url(run_id: str, settings: Settings | None = None) -> str:
     base = (settings or get_settings()).worker_url.rstrip("/")
     return f"{base}/api/lead-runs/{run_id}/jobs/worker"

@@ -30,7 +30,7 @@ from shared import auth, clock, ids
 from shared.errors import Conflict, NotFound, TooLarge, field_error
 from shared.http import Reply
 from shared.jobs import state, worker
-from shared.jobs.dispatch import Dispatcher, invoke_worker
+from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.jobs.models import (
     ControlRequest,
     Counts,
@@ -66,7 +66,7 @@ def post(
 ) -> Reply:
     settings = settings or get_settings()
     ids.check_id(run_id, "runId")
-    dispatcher = dispatcher or (lambda run, token, lease: invoke_worker(run, token, lease, settings))
+    dispatcher = dispatcher or default_dispatcher(settings)
     if isinstance(request, StartRequest):
         return start(db, run_id, request, settings, dispatcher, provider)
     return control(db, run_id, request.action, settings, dispatcher)

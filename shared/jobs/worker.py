@@ -45,7 +45,7 @@ from google.cloud import firestore
 from shared import auth, clock, ids, logs
 from shared.errors import Conflict, PermissionDenied, Unauthenticated
 from shared.jobs import state
-from shared.jobs.dispatch import Dispatcher, invoke_worker
+from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.jobs.models import WorkerResult
 from shared.outreach import pipeline
 from shared.outreach.errors import TransientError, classify
@@ -140,7 +140,7 @@ def handle(
     done = checkpoint(db, run_id, owner, result, settings)
     dispatched = None
     if done.next_owner:
-        dispatched = (dispatcher or _default_dispatcher(settings))(run_id, token, done.next_owner)
+        dispatched = (dispatcher or default_dispatcher(settings))(run_id, token, done.next_owner)
         if not dispatched:
             note_dispatch_failure(db, run_id, done.next_owner)
     logs.log(
@@ -155,10 +155,6 @@ def handle(
     )
 
 
-def _default_dispatcher(settings: Settings) -> Dispatcher:
-    return lambda run_id, token, lease: invoke_worker(run_id, token, lease, settings)
-
-
 # --- lease ------------------------------------------------------------------------------
 
 
@@ -169,7 +165,7 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
         claim_ref = repo.lease_claim_ref(db, run_id, handoff)
 
         def claim(job_snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any]:
-            job = {"id": job_snapshot.id, **job_snapshot.to_dict()} if job_snapshot.exists else {}
+            job = repo.as_dict(job_snapshot) or {}
             if (job.get("lease") or {}).get("owner") != handoff:
                 raise Conflict("this hand-off is no longer the job's lease: another worker took over")
             now = clock.now()
@@ -189,7 +185,7 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
             raise Conflict("another worker already took this hand-off") from None
 
     def take(snapshot: Any, batch: Any, unchanged: Any) -> tuple[str, dict[str, Any]]:
-        job = {"id": snapshot.id, **snapshot.to_dict()} if snapshot.exists else None
+        job = repo.as_dict(snapshot)
         if job is None or not auth.tokens_match(token, job.get("workerToken")):
             raise PermissionDenied("the worker token is not valid for this run's job")
         if job["status"] not in state.ACTIVE:
@@ -378,7 +374,7 @@ def checkpoint(
     job_ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
 
     def apply(snapshot: Any, batch: Any, unchanged: Any) -> Checkpoint:
-        job = snapshot.to_dict() if snapshot.exists else None
+        job = repo.as_dict(snapshot)
         if job is None or (job.get("lease") or {}).get("owner") != owner:
             return Checkpoint(status=(job or {}).get("status", "unknown"), next_owner=None, counts={}, lost=True)
         now = clock.now()
@@ -439,7 +435,7 @@ def note_dispatch_failure(db: Any, run_id: str, lease_owner: str) -> None:
     ref = repo.job_ref(db, run_id)
 
     def apply(snapshot: Any, batch: Any, unchanged: Any) -> None:
-        job = snapshot.to_dict() if snapshot.exists else None
+        job = repo.as_dict(snapshot)
         if job is None or (job.get("lease") or {}).get("owner") != lease_owner:
             return
         diagnostics = list(job.get("diagnostics") or []) + [

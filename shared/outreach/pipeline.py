@@ -219,8 +219,6 @@ def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attemp
         if ctx.provider.external:
             _release_claim(ctx, lead, email, attempt)
         raise
-    except PermanentError:
-        raise
     batch.set(receipt_ref, _receipt(ctx, lead, step, status, attempt, summary=_summary(email), provider_ids=ids))
     batch.update(
         repo.lead_ref(db, ctx.run_id, lead["id"]),

@@ -19,7 +19,7 @@ import functools
 from typing import Any, Protocol
 
 from shared.settings import Settings, get_settings
-from shared.store import mail
+from shared.store import mail, runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ class OutgoingEmail:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.run_id}:{self.lead_id}:{self.step}"
+        return runs.idempotency_key(self.run_id, self.lead_id, self.step)
 
     @property
     def message_id(self) -> str:

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from shared import clock, ids, logs, pagination
-from shared.errors import NotFound, field_error
+from shared.errors import NotFound
 from shared.jobs.state import ACTIVE, is_stalled
 from shared.receipts.models import (
     Action,
@@ -198,10 +198,6 @@ def receipts_scope(run_id: str, status: str | None) -> str:
     return f"lead-runs/{run_id}/receipts?status={status or ''}"
 
 
-def _bad_token() -> Exception:
-    return field_error("pageToken", "is not a token this API issued")
-
-
 def plan_actions_read(indexes: list[int]) -> tuple[int, dict[str, Any]]:
     """How many leads of a page to keep, and the one actions query that covers them.
 
@@ -229,12 +225,12 @@ def read_receipts(
     *, lease_seconds: float, now: dt.datetime | None = None,
 ) -> Receipts:
     ids.check_id(run_id, "runId")
-    after = None
+    after, scope = None, receipts_scope(run_id, status)
     if page_token:
-        position = pagination.decode(page_token, receipts_scope(run_id, status))
+        position = pagination.decode(page_token, scope)
         index, lead_id = position.get("index"), position.get("id")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0 or not ids.is_valid_id(lead_id):
-            raise _bad_token()
+            raise pagination.bad_token()
         after = (index, lead_id)
 
     began = time.perf_counter()
@@ -260,7 +256,7 @@ def read_receipts(
     token = None
     if more:
         last = page[-1]
-        token = pagination.encode(receipts_scope(run_id, status), {"index": _int(last.get("index")), "id": last["id"]})
+        token = pagination.encode(scope, {"index": _int(last.get("index")), "id": last["id"]})
     return Receipts(
         run=run_view(run),
         job=job_view(job, now or clock.now(), lease_seconds) if job is not None else None,

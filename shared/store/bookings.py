@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.store import runs
+
 if TYPE_CHECKING:
     from google.cloud import firestore
 
@@ -95,7 +97,7 @@ def overlapping(
         .where(filter=FieldFilter("calendarKey", "<", calendar_key(calendar_id, end)))
         .order_by("calendarKey")
     )
-    found = [{"id": snapshot.id, **snapshot.to_dict()} for snapshot in query.stream()]
+    found = [runs.as_dict(snapshot) for snapshot in query.stream()]
     return [doc for doc in found if doc["end"] > start]
 
 
@@ -154,7 +156,7 @@ def receipt_document(
         "status": "booked",
         "at": booking["createdAt"],
         "attempt": 1,
-        "idempotencyKey": f"{run_id}:{lead_doc_id}:{step}",
+        "idempotencyKey": runs.idempotency_key(run_id, lead_doc_id, step),
         "summary": f"booked \"{booking['title']}\" {booking['startLocal']} to {booking['endLocal']} on {booking['calendarId']}",
         "error": None,
         "providerIds": {"bookingId": booking_id, "eventId": booking.get("eventId")},

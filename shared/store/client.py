@@ -113,5 +113,10 @@ def write_if_unchanged(
             batch.commit()
             return result
         except gexc.FailedPrecondition:
-            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # spreads contenders apart
+            pause_before_retry(attempt)
     raise gexc.Aborted(f"{ref.path} kept changing during {attempts} attempts to update it")
+
+
+def pause_before_retry(attempt: int, cap: float = float("inf")) -> None:
+    """Sleeps a random 0 to 20 ms x 2^attempt (at most `cap`), so contenders spread apart."""
+    time.sleep(random.uniform(0, min(cap, 0.02 * 2**attempt)))

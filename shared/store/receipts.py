@@ -61,10 +61,6 @@ def _counted(documents: int) -> None:
         tally.documents += documents
 
 
-def _doc(snapshot: Any) -> dict[str, Any]:
-    return {"id": snapshot.id, **(snapshot.to_dict() or {})}
-
-
 # --- query builders (also used by the index test) --------------------------------
 
 
@@ -117,18 +113,13 @@ def actions_query(
 
 def get_run_and_job(db: "firestore.Client", run_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The run document and its job document in one batched get."""
-    run_ref, job_ref = paths.run_ref(db, run_id), paths.job_ref(db, run_id)
-    found = {s.reference.path: s for s in db.get_all([run_ref, job_ref])}
-    _counted(sum(1 for s in found.values() if s.exists))
-    run, job = found.get(run_ref.path), found.get(job_ref.path)
-    return (
-        _doc(run) if run is not None and run.exists else None,
-        _doc(job) if job is not None and job.exists else None,
-    )
+    run, job = paths.get_run_and_job(db, run_id)
+    _counted((run is not None) + (job is not None))
+    return run, job
 
 
 def list_runs(db: "firestore.Client", limit: int, after: tuple[dt.datetime, str] | None) -> list[dict[str, Any]]:
-    docs = [_doc(s) for s in runs_query(db, limit, after).stream()]
+    docs = [paths.as_dict(s) for s in runs_query(db, limit, after).stream()]
     _counted(len(docs))
     return docs
 
@@ -136,7 +127,7 @@ def list_runs(db: "firestore.Client", limit: int, after: tuple[dt.datetime, str]
 def list_leads(
     db: "firestore.Client", run_id: str, limit: int, after: tuple[int, str] | None, status: str | None
 ) -> list[dict[str, Any]]:
-    docs = [_doc(s) for s in leads_query(db, run_id, limit, after, status).stream()]
+    docs = [paths.as_dict(s) for s in leads_query(db, run_id, limit, after, status).stream()]
     _counted(len(docs))
     return docs
 
@@ -161,6 +152,6 @@ def list_actions(
         run_ref = lead_ref.parent.parent
         if run_ref is None or run_ref.id != run_id or run_ref.parent.id != paths.RUNS:
             continue
-        grouped.setdefault(lead_ref.id, []).append(_doc(snapshot))
+        grouped.setdefault(lead_ref.id, []).append(paths.as_dict(snapshot))
     _counted(count)
     return grouped

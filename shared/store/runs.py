@@ -83,23 +83,24 @@ def idempotency_key(run_id: str, lead_id: str, step: str) -> str:
 # --- reads ----------------------------------------------------------------------
 
 
-def _as_dict(snapshot: Any) -> dict[str, Any] | None:
+def as_dict(snapshot: Any) -> dict[str, Any] | None:
+    """A snapshot as {"id", **fields}, or None when the document does not exist."""
     return {"id": snapshot.id, **snapshot.to_dict()} if snapshot.exists else None
 
 
 def get_run(db: "firestore.Client", run_id: str, transaction: Any = None) -> dict[str, Any] | None:
-    return _as_dict(run_ref(db, run_id).get(transaction=transaction))
+    return as_dict(run_ref(db, run_id).get(transaction=transaction))
 
 
 def get_job(db: "firestore.Client", run_id: str, transaction: Any = None) -> dict[str, Any] | None:
-    return _as_dict(job_ref(db, run_id).get(transaction=transaction))
+    return as_dict(job_ref(db, run_id).get(transaction=transaction))
 
 
 def get_run_and_job(
     db: "firestore.Client", run_id: str, transaction: Any = None
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     refs = [run_ref(db, run_id), job_ref(db, run_id)]
-    found = {s.reference.path: _as_dict(s) for s in db.get_all(refs, transaction=transaction)}
+    found = {s.reference.path: as_dict(s) for s in db.get_all(refs, transaction=transaction)}
     return found.get(refs[0].path), found.get(refs[1].path)
 
 
@@ -137,18 +138,18 @@ def read_job_control(db: "firestore.Client", run_id: str) -> dict[str, Any] | No
 def read_leads(db: "firestore.Client", run_id: str, start: int, count: int) -> list[dict[str, Any]]:
     """Leads start..start+count-1 in index order, by key (no query: ids are deterministic)."""
     refs = [lead_ref(db, run_id, lead_doc_id(i)) for i in range(start, start + count)]
-    found = [_as_dict(s) for s in db.get_all(refs)]
+    found = [as_dict(s) for s in db.get_all(refs)]
     return sorted((d for d in found if d is not None), key=lambda d: d["index"])
 
 
 def get_lead(db: "firestore.Client", run_id: str, lead_id: str) -> dict[str, Any] | None:
-    return _as_dict(lead_ref(db, run_id, lead_id).get())
+    return as_dict(lead_ref(db, run_id, lead_id).get())
 
 
 def leads_with_status(db: "firestore.Client", run_id: str, status: str) -> Iterator[dict[str, Any]]:
     query = leads(db, run_id).where(filter=FieldFilter("status", "==", status))
     for snapshot in query.stream():
-        yield {"id": snapshot.id, **snapshot.to_dict()}
+        yield as_dict(snapshot)
 
 
 def count_leads(db: "firestore.Client", run_id: str) -> dict[str, int]:

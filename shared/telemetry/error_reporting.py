@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from shared import clock
 from shared.telemetry.fingerprint import Frame, Grouping, error_type, parse_stack, split_url, strip_uncaught
 from shared.telemetry.models import SafeReport
 
@@ -101,7 +102,7 @@ def build_entry(
         context["reportLocation"] = _report_location(report)
     return {
         "@type": REPORTED_ERROR_EVENT,
-        "eventTime": received_at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "eventTime": clock.utc_text(received_at),
         "serviceContext": {"service": SERVICE, "version": version},
         "message": message,
         "context": context,

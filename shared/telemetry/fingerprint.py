@@ -21,6 +21,8 @@ import hashlib
 import re
 from urllib.parse import SplitResult, urlsplit
 
+from shared.telemetry.scrub import average_word_length
+
 FINGERPRINT_VERSION = "v1"
 TOP_FRAMES = 3
 
@@ -180,7 +182,6 @@ _PARAMETERS = [
     (re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b", re.IGNORECASE), "<hex>"),
 ]
 _ID_CANDIDATE = re.compile(r"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{8,}(?![A-Za-z0-9_\-])")
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 
@@ -191,7 +192,7 @@ def _looks_like_id(candidate: str) -> bool:
     digits = any(c.isdigit() for c in candidate)
     if letters and digits:
         return True
-    return letters and len(candidate) / max(1, len(_WORD.findall(candidate))) < 3
+    return letters and average_word_length(candidate) < 3
 
 
 def parameterise(message: str) -> str:

@@ -74,7 +74,6 @@ _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]++@[A-Za-z0-9\-]++(
 _CODE_EXTENSIONS = frozenset({"js", "mjs", "cjs", "ts", "tsx", "jsx", "htm", "html", "css", "map", "json", "vue", "py"})
 
 _URLSAFE_RUN = re.compile(r"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{32,}(?![A-Za-z0-9_\-])")
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _HEX_OR_UUID = re.compile(r"[0-9a-f\-]+|[0-9A-F\-]+")
 
 # 13-19 digits, optionally grouped by spaces or dashes, not part of a longer number.
@@ -98,8 +97,16 @@ def _looks_random(run: str) -> bool:
         return False
     if len(run) >= 40 and upper:
         return True
-    average_word = len(run) / max(1, len(_WORD.findall(run)))
+    average_word = average_word_length(run)
     return average_word < 3.5 or (upper and digit and average_word < 5)
+
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def average_word_length(text: str) -> float:
+    """Characters per camelCase word or digit run: low for random ids ("aZ3kQ9"), high for names."""
+    return len(text) / max(1, len(_WORD.findall(text)))
 
 
 def luhn_valid(digits: str) -> bool:
