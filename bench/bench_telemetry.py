@@ -36,6 +36,7 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_load import percentile  # noqa: E402
 from tools import localstack  # noqa: E402
 
 BUGS = 20
@@ -94,11 +95,6 @@ def stored_counts(db) -> tuple[int, int]:
     counted = sum(g.to_dict()["count"] for g in groups)
     events = db.collection_group("events").count().get()[0][0].value
     return counted, int(events)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def main() -> int:

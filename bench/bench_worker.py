@@ -35,6 +35,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import requests  # noqa: E402
 
+from bench.bench_faults import mail_count  # noqa: E402
 from tools import localstack  # noqa: E402
 
 PROJECT = "demo-mission-control-bench"
@@ -75,8 +76,6 @@ def process_group_peak_rss_kib(pid: int) -> int:
 
 
 def run_chain(stack: localstack.Stack, db, template_id: str, count: int, batch_size: int) -> dict:
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
     from shared.store import runs as repo
 
     run_id = f"bench-chain-{count}-{int(time.time())}"
@@ -97,7 +96,7 @@ def run_chain(stack: localstack.Stack, db, template_id: str, count: int, batch_s
     stored = repo.get_job(db, run_id)
     seconds = (stored["finishedAt"] - stored["startedAt"]).total_seconds()
     invocations = len(list(repo.job_ref(db, run_id).collection("leases").stream()))
-    mails = db.collection("mail").where(filter=FieldFilter("runId", "==", run_id)).count().get()[0][0].value
+    mails = mail_count(db, run_id)
     return {
         "status": job["status"], "seconds": seconds, "wall": wall, "mails": mails, "writes": stored["writes"],
         "batches": invocations, "counts": job["counts"],

@@ -38,6 +38,15 @@ def start_via_api(stack, run_id: str, template_id: str, count: int, name: str | 
     return response.json()
 
 
+def start_background_via_api(stack, run_id: str, template_id: str, count: int, letter: str) -> None:
+    """A background run in batches of 5 (so it is still going when the page acts on it)."""
+    leads = [{"email": f"{letter}{i}@example.com", "firstName": f"{letter.upper()}{i}", "company": "Acme"}
+             for i in range(count)]
+    body = {"action": "start", "mode": "background", "config": {"templateId": template_id, "batchSize": 5}, "leads": leads}
+    response = requests.post(f"{stack.url}/api/lead-runs/{run_id}/jobs", json=body, timeout=30)
+    assert response.status_code in (200, 201, 202), response.text
+
+
 def processed_count(page) -> int:
     match = re.match(r"(\d+) / (\d+)", page.locator("#run-progress-label").inner_text())
     assert match, page.locator("#run-progress-label").inner_text()
@@ -168,10 +177,7 @@ def test_background_run_pauses_stops_counting_resumes_and_completes(page, stack,
 
 def test_cancel_ends_a_paused_background_run(open_page, stack, db):
     template = make_template(stack)
-    leads = [{"email": f"c{i}@example.com", "firstName": f"C{i}", "company": "Acme"} for i in range(150)]
-    body = {"action": "start", "mode": "background", "config": {"templateId": template["id"], "batchSize": 5}, "leads": leads}
-    response = requests.post(f"{stack.url}/api/lead-runs/to-cancel/jobs", json=body, timeout=30)
-    assert response.status_code in (200, 201, 202), response.text
+    start_background_via_api(stack, "to-cancel", template["id"], 150, "c")
     page = open_page("/?run=to-cancel")
     expect(page.locator("#run-id")).to_have_text("to-cancel")
     page.get_by_role("button", name="Pause", exact=True).click()
@@ -261,10 +267,7 @@ def test_a_refused_start_reads_as_words_and_leaves_no_run_behind(page, stack, db
 
 def test_a_stalled_run_is_flagged_and_resume_restarts_it(open_page, stack, db):
     template = make_template(stack)
-    leads = [{"email": f"s{i}@example.com", "firstName": f"S{i}", "company": "Acme"} for i in range(100)]
-    body = {"action": "start", "mode": "background", "config": {"templateId": template["id"], "batchSize": 5}, "leads": leads}
-    started = requests.post(f"{stack.url}/api/lead-runs/stalls/jobs", json=body, timeout=30)
-    assert started.status_code in (200, 201, 202), started.text
+    start_background_via_api(stack, "stalls", template["id"], 100, "s")
     paused = requests.post(f"{stack.url}/api/lead-runs/stalls/jobs", json={"action": "pause"}, timeout=30)
     assert paused.status_code == 200, paused.text
     # What a worker that died mid-chain leaves behind: running, with a lease long expired.
