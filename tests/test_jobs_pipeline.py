@@ -3,12 +3,15 @@ permanent failures, draftFirst and the claim protocol of external providers."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
 import pytest
 from google.api_core import exceptions as gexc
+from google.cloud import firestore
 
+from shared import clock
 from shared.jobs import service
 from shared.jobs.models import LeadIn
 from shared.outreach import pipeline
@@ -58,10 +61,11 @@ class External:
     name = "fake-external"
     external = True
 
-    def __init__(self, failures=0):
-        self.sent, self.failures = [], failures
+    def __init__(self, failures=0, seconds=0.0):
+        self.sent, self.failures, self.seconds = [], failures, seconds
 
     def deliver(self, db, batch, email):
+        time.sleep(self.seconds)  # the provider's round trip
         if len(self.sent) < self.failures:
             self.sent.append(None)
             raise TransientError("429 from provider")
@@ -177,8 +181,9 @@ def test_external_provider_transient_error_releases_the_claim_and_retries(db, le
 
 def test_two_attempts_at_one_external_send_at_once_hand_it_to_the_provider_once(db, leads):
     """After a lease takeover two workers may reach the same lead together: the receipt's
-    `sending` claim is a compare-and-set, so exactly one of them calls the provider."""
-    provider = External()
+    `sending` claim is a compare-and-set, so exactly one of them calls the provider; the
+    others find the claim while the provider is still answering, and wait for it."""
+    provider = External(seconds=0.3)
     barrier = threading.Barrier(4)
     outcomes = []
 
@@ -192,17 +197,57 @@ def test_two_attempts_at_one_external_send_at_once_hand_it_to_the_provider_once(
     for thread in threads:
         thread.join()
     assert provider.sent == [f"{RUN}-lead-000000-email-send"]
-    assert len(outcomes) == 4 and sum(outcome.status == "sent" and not outcome.earlier for outcome in outcomes) == 1
+    # The others waited for the claim's answer instead of failing a lead that was sent.
+    assert [outcome.status for outcome in outcomes] == ["sent"] * 4
+    assert sum(not outcome.earlier for outcome in outcomes) == 1
+    assert repo.get_lead(db, RUN, "lead-000000")["status"] == "sent"
+    assert repo.action_ref(db, RUN, "lead-000000", "email-send").get().to_dict()["status"] == "sent"
 
 
-def test_an_interrupted_external_send_is_failed_not_repeated(db, leads):
+def claimed(db, age_seconds):
+    """A `sending` claim left by another attempt `age_seconds` ago."""
     receipt_ref = repo.action_ref(db, RUN, "lead-000000", "email-send")
-    receipt_ref.set({"status": "sending", "attempt": 1})  # a worker died between the claim and the answer
+    receipt_ref.set({"status": "sending", "attempt": 1, "at": clock.now() - dt.timedelta(seconds=age_seconds)})
+    return receipt_ref
+
+
+@pytest.mark.parametrize("age", [None, pipeline.CLAIM_IN_FLIGHT_SECONDS + 1])
+def test_an_interrupted_external_send_is_failed_not_repeated(db, leads, age):
+    receipt_ref = claimed(db, age or 0)  # a worker died between the claim and the answer
+    if age is None:
+        receipt_ref.update({"at": firestore.DELETE_FIELD})
     provider = External()
     outcome = pipeline.process_lead(context(db, provider), leads[0], 0, FAR)
     assert outcome.status == "failed" and outcome.code == "outcome_unknown" and provider.sent == []
     assert receipt_ref.get().to_dict()["status"] == "failed"
-    assert "may have been sent" in repo.get_lead(db, RUN, "lead-000000")["lastError"]
+    lead = repo.get_lead(db, RUN, "lead-000000")
+    assert lead["status"] == "failed" and "may have been sent" in lead["lastError"]
+
+
+def test_a_fresh_claim_is_waited_for_and_its_result_adopted(db, leads):
+    receipt_ref = claimed(db, 5)
+    provider, polls = External(), []
+
+    def other_attempt_answers(seconds):
+        polls.append(seconds)
+        if len(polls) == 3:  # the claim's owner records its result while this attempt waits
+            receipt_ref.set({"status": "sent", "attempt": 1, "providerIds": {"externalId": "x-other"}})
+            repo.lead_ref(db, RUN, "lead-000000").update({"status": "sent", "attempts": 1})
+
+    ctx = context(db, provider)
+    ctx.sleep = other_attempt_answers
+    outcome = pipeline.process_lead(ctx, leads[0], 0, FAR)
+    assert outcome.status == "sent" and outcome.earlier and outcome.provider_ids == {"externalId": "x-other"}
+    assert provider.sent == [] and polls == [pipeline.IN_FLIGHT_POLL_SECONDS] * 3
+
+
+def test_a_fresh_claim_past_the_deadline_leaves_the_lead_pending_without_using_an_attempt(db, leads):
+    receipt_ref = claimed(db, 5)
+    provider = External()
+    outcome = pipeline.process_lead(context(db, provider), leads[0], 1, time.monotonic())
+    assert outcome.status == "retry_later" and outcome.code == pipeline.IN_FLIGHT and outcome.attempts == 1
+    assert provider.sent == [] and receipt_ref.get().to_dict()["status"] == "sending"
+    assert repo.get_lead(db, RUN, "lead-000000")["status"] == "pending"
 
 
 def test_firestore_trouble_leaves_the_lead_pending_then_fails_it_after_patience(db, leads):

@@ -321,7 +321,10 @@ def _process(context: pipeline.RunContext, result: BatchResult, lead: dict[str, 
     if outcome.status == "retry_later":
         result.attempts[lead["id"]] = outcome.attempts
         _bound_attempts(result.attempts)
-        result.note("retry_later", f"will try again (attempt {outcome.attempts} failed: {outcome.message})", lead)
+        if outcome.code == pipeline.IN_FLIGHT:
+            result.note(pipeline.IN_FLIGHT, f"will check again: {outcome.message}", lead)
+        else:
+            result.note("retry_later", f"will try again (attempt {outcome.attempts} failed: {outcome.message})", lead)
         result.stop_reason = "retry_later"
         return False
     result.attempts.pop(lead["id"], None)

@@ -8,9 +8,11 @@ Shared by the background worker and foreground runs. Every effect is idempotent:
   with a precondition), the receipt and the lead's new status are one atomic commit:
   a crash leaves either all three or none, and a re-run that finds the outbox
   document already there knows the lead is done;
-- with an external provider (Gmail) the receipt is first claimed as `sending` in a
-  transaction; a re-run that finds a claim without a result cannot know whether the
-  message left, so it fails the lead ("outcome unknown") instead of sending twice.
+- with an external provider (Gmail) the receipt is first claimed as `sending` by a
+  compare-and-set commit. Another attempt that finds a fresh claim waits for its
+  result (two workers can meet on one lead after a lease takeover); one that finds a
+  claim older than any send could take cannot know whether the message left, so it
+  fails the lead ("outcome unknown") instead of sending twice.
 
 Transient errors (Firestore Aborted/Unavailable/DeadlineExceeded, provider 429/5xx)
 are retried with exponential backoff up to `max_attempts`; permanent ones (a missing
@@ -43,6 +45,12 @@ BACKOFF_CAP_SECONDS = 8.0
 # After an external provider accepted a message, writing its receipt is retried this
 # many times (never the send itself).
 RECORD_ATTEMPTS = 5
+# A `sending` claim younger than this may still be waiting for the provider's answer
+# (Gmail's timeouts are 5 s + 30 s, recording the result at most ~10 s more): another
+# attempt waits for it. An older one was interrupted and its outcome is unknown.
+CLAIM_IN_FLIGHT_SECONDS = 90
+IN_FLIGHT_POLL_SECONDS = 0.5
+IN_FLIGHT = "in_flight"
 # A lead is not failed for the database's trouble until this many times maxAttempts.
 FIRESTORE_PATIENCE = 3
 LEAD_COLUMNS = ("email", "firstName", "lastName", "company", "timeZone")
@@ -148,6 +156,10 @@ def process_lead(ctx: RunContext, lead: dict[str, Any], attempts_before: int, de
         attempt += 1
         try:
             outcome = _deliver(ctx, lead, email, attempt)
+            if outcome.code == IN_FLIGHT and ctx.monotonic() + IN_FLIGHT_POLL_SECONDS <= deadline:
+                attempt -= 1  # waiting for another attempt's answer costs this lead nothing
+                ctx.sleep(IN_FLIGHT_POLL_SECONDS)
+                continue
             outcome.transient_errors = transient
             return outcome
         except Exception as exc:  # sorted into transient / permanent / bug below
@@ -280,24 +292,35 @@ def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, a
 def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome | None:
     """Marks the receipt `sending` before an external call; None means go ahead.
 
-    Returns the lead's outcome instead when a previous attempt already finished it, or
-    left a claim without a result (it may have sent: fail rather than send twice).
+    Returns the lead's outcome instead when a previous attempt already finished it; a
+    `retry_later` outcome coded `in_flight` when another attempt's claim is fresh; a
+    failure when a claim was left without a result (it may have sent: fail rather than
+    send twice).
     """
     db = ctx.db
     receipt_ref = repo.action_ref(db, ctx.run_id, lead["id"], email.step)
+    lead_ref = repo.lead_ref(db, ctx.run_id, lead["id"])
 
     # Compare-and-set rather than a transaction: a worker killed between a transaction's
     # read and its commit would leave the receipt locked for 60 s (store/client.py).
     def claim(snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any] | None:
         existing = snapshot.to_dict() if snapshot.exists else None
-        if existing and existing.get("status") in ("sent", "drafted", "sending"):
-            if existing["status"] == "sending":
-                message = (
-                    "an earlier attempt was interrupted after handing the message to the provider; it may "
-                    "have been sent. Check the mailbox before using retry, which sends it again"
-                )
-                batch.update(receipt_ref, {"status": "failed", "error": message, "at": clock.now()}, option=unchanged)
-                return {"status": "failed", "message": message}
+        if existing and existing.get("status") == "sending":
+            if _claim_in_flight(existing):
+                return {"status": IN_FLIGHT}
+            message = (
+                "an earlier attempt was interrupted after handing the message to the provider; it may "
+                "have been sent. Check the mailbox before using retry, which sends it again"
+            )
+            # One commit, conditional on the claim: if its owner answers after all, its
+            # result wins and this failure is never half-written beside it.
+            batch.update(receipt_ref, {"status": "failed", "error": message, "at": clock.now()}, option=unchanged)
+            batch.update(
+                lead_ref,
+                {"status": "failed", "attempts": attempt, "lastError": message, "updatedAt": firestore.SERVER_TIMESTAMP},
+            )
+            return {"status": "failed", "message": message}
+        if existing and existing.get("status") in ("sent", "drafted"):
             return existing
         receipt = _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email))
         if existing is None:
@@ -313,14 +336,24 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
         existing = write_if_unchanged(db, receipt_ref, claim)
     if existing is None:
         return None
+    if existing["status"] == IN_FLIGHT:
+        message = "another attempt is sending this lead's message; waiting for its answer"
+        return Outcome(lead["id"], lead["index"], "retry_later", attempt - 1, email.step, IN_FLIGHT, message)
     if existing["status"] == "failed":
-        return _record_failure(ctx, lead, email.step, attempt, PermanentError(existing["message"], "outcome_unknown"), write_receipt=False)
+        return Outcome(lead["id"], lead["index"], "failed", attempt, email.step, "outcome_unknown", existing["message"])
     current = repo.get_lead(db, ctx.run_id, lead["id"]) or {}
     return Outcome(
         lead["id"], lead["index"], existing["status"], existing.get("attempt") or attempt, email.step,
         provider_ids=existing.get("providerIds") or {}, earlier=current.get("status") == existing["status"],
         committed_at=current.get("updatedAt"),
     )
+
+
+def _claim_in_flight(receipt: dict[str, Any]) -> bool:
+    claimed_at = receipt.get("at")
+    if claimed_at is None:
+        return False
+    return (clock.now() - claimed_at).total_seconds() < CLAIM_IN_FLIGHT_SECONDS
 
 
 def _release_claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> None:
@@ -330,14 +363,13 @@ def _release_claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, 
 
 
 def _record_failure(
-    ctx: RunContext, lead: dict[str, Any], step: str, attempt: int, error: OutreachError, write_receipt: bool = True
+    ctx: RunContext, lead: dict[str, Any], step: str, attempt: int, error: OutreachError
 ) -> Outcome:
     batch = ctx.db.batch()
-    if write_receipt:
-        batch.set(
-            repo.action_ref(ctx.db, ctx.run_id, lead["id"], step),
-            _receipt(ctx, lead, step, "failed", attempt, summary=f"failed: {error.message}"[:300], error=error.message),
-        )
+    batch.set(
+        repo.action_ref(ctx.db, ctx.run_id, lead["id"], step),
+        _receipt(ctx, lead, step, "failed", attempt, summary=f"failed: {error.message}"[:300], error=error.message),
+    )
     batch.update(
         repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
         {"status": "failed", "attempts": attempt, "lastError": error.message, "updatedAt": firestore.SERVER_TIMESTAMP},
