@@ -38,11 +38,13 @@ def start_via_api(stack, run_id: str, template_id: str, count: int, name: str | 
     return response.json()
 
 
-def start_background_via_api(stack, run_id: str, template_id: str, count: int, letter: str) -> None:
-    """A background run in batches of 5 (so it is still going when the page acts on it)."""
+def start_background_via_api(stack, run_id: str, template_id: str, count: int, letter: str, batch_size: int = 1) -> None:
+    """A background run, by default one lead per worker invocation: slow enough that it is
+    still going when the page acts on it, on any machine (batches of 5 ran ~40% of a run
+    before the page's first poll; batches of 1, ~10%)."""
     leads = [{"email": f"{letter}{i}@example.com", "firstName": f"{letter.upper()}{i}", "company": "Acme"}
              for i in range(count)]
-    body = {"action": "start", "mode": "background", "config": {"templateId": template_id, "batchSize": 5}, "leads": leads}
+    body = {"action": "start", "mode": "background", "config": {"templateId": template_id, "batchSize": batch_size}, "leads": leads}
     response = requests.post(f"{stack.url}/api/lead-runs/{run_id}/jobs", json=body, timeout=30)
     assert response.status_code in (200, 201, 202), response.text
 
@@ -133,7 +135,7 @@ def test_background_run_pauses_stops_counting_resumes_and_completes(page, stack,
     expect(page.locator("#start-leads-count")).to_have_text("120 leads")
     page.get_by_label("Background").check()
     page.locator("summary", has_text="Options").click()
-    page.get_by_label("Batch size").fill("5")
+    page.get_by_label("Batch size").fill("1")  # slow enough to pause part-way (start_background_via_api)
     page.get_by_role("button", name="Start run").click()
     expect(page.locator("#start-status")).to_contain_text("started")
     run_id = run_id_in_url(page)
@@ -273,7 +275,8 @@ def test_a_stalled_run_is_flagged_and_resume_restarts_it(open_page, stack, db):
     # What a worker that died mid-chain leaves behind: running, with a lease long expired.
     expired = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     db.collection("lead_runs").document("stalls").collection("jobs").document("default").update(
-        {"status": "running", "lease": {"owner": "gone", "expiresAt": expired}, "updatedAt": expired}
+        {"status": "running", "lease": {"owner": "gone", "expiresAt": expired}, "updatedAt": expired,
+         "config.batchSize": 25}  # once resumed, finish in a few invocations
     )
 
     page = open_page("/?run=stalls")
