@@ -218,7 +218,6 @@ def _summary(email: OutgoingEmail) -> str:
 
 def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome:
     db, step = ctx.db, email.step
-    receipt_ref = repo.action_ref(db, ctx.run_id, lead["id"], step)
     status = "drafted" if email.draft else "sent"
     if ctx.provider.external:
         earlier = _claim(ctx, lead, email, attempt)
@@ -231,17 +230,28 @@ def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attemp
         if ctx.provider.external:
             _release_claim(ctx, lead, email, attempt)
         raise
-    batch.set(receipt_ref, _receipt(ctx, lead, step, status, attempt, summary=_summary(email), provider_ids=ids))
-    batch.update(
-        repo.lead_ref(db, ctx.run_id, lead["id"]),
-        {"status": status, "attempts": attempt, "lastError": None, "updatedAt": firestore.SERVER_TIMESTAMP},
-    )
+    _queue_success(ctx, batch, lead, email, attempt, ids)
     try:
         results = _commit(batch, retries=RECORD_ATTEMPTS if ctx.provider.external else 1, sleep=ctx.sleep)
     except gexc.AlreadyExists:
         return _done_earlier(ctx, lead, email, attempt)
     return Outcome(
         lead["id"], lead["index"], status, attempt, step, provider_ids=ids, committed_at=_commit_time(results)
+    )
+
+
+def _queue_success(
+    ctx: RunContext, batch: Any, lead: dict[str, Any], email: OutgoingEmail, attempt: int, ids: dict[str, str]
+) -> None:
+    """The receipt and the lead's new status, committed together by the caller."""
+    status = "drafted" if email.draft else "sent"
+    batch.set(
+        repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step),
+        _receipt(ctx, lead, email.step, status, attempt, summary=_summary(email), provider_ids=ids),
+    )
+    batch.update(
+        repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
+        {"status": status, "attempts": attempt, "lastError": None, "updatedAt": firestore.SERVER_TIMESTAMP},
     )
 
 
@@ -277,14 +287,7 @@ def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, a
     # adopt it rather than sending again.
     ids = {"draftId" if email.draft else "mailId": email.message_id}
     batch = ctx.db.batch()
-    batch.set(
-        repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step),
-        _receipt(ctx, lead, email.step, status, attempt, summary=_summary(email), provider_ids=ids),
-    )
-    batch.update(
-        repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
-        {"status": status, "attempts": attempt, "lastError": None, "updatedAt": firestore.SERVER_TIMESTAMP},
-    )
+    _queue_success(ctx, batch, lead, email, attempt, ids)
     results = batch.commit()
     return Outcome(lead["id"], lead["index"], status, attempt, email.step, provider_ids=ids, committed_at=_commit_time(results))
 
