@@ -120,3 +120,19 @@ def write_if_unchanged(
 def pause_before_retry(attempt: int, cap: float = float("inf")) -> None:
     """Sleeps a random 0 to 20 ms x 2^attempt (at most `cap`), so contenders spread apart."""
     time.sleep(random.uniform(0, min(cap, 0.02 * 2**attempt)))
+
+
+def newest_first(collection: Any, after: "tuple[Any, str] | None") -> Any:
+    """`collection` by createdAt, newest first, starting after the (createdAt, id) `after`.
+
+    The document id breaks ties, so a page boundary between two documents created in the
+    same instant never drops or repeats one.
+    """
+    from google.cloud.firestore_v1.base_query import BaseQuery
+
+    query = collection.order_by("createdAt", direction=BaseQuery.DESCENDING).order_by(
+        "__name__", direction=BaseQuery.DESCENDING
+    )
+    if after is not None:
+        query = query.start_after({"createdAt": after[0], "__name__": collection.document(after[1])})
+    return query

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from google.cloud.firestore_v1.base_query import BaseQuery, FieldFilter
 
 from shared.store import runs as paths
+from shared.store.client import newest_first
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -65,13 +66,7 @@ def _counted(documents: int) -> None:
 
 
 def runs_query(db: "firestore.Client", limit: int, after: tuple[dt.datetime, str] | None) -> BaseQuery:
-    """Newest first; the document id breaks ties so a page boundary never drops a run."""
-    query = paths.runs(db).order_by("createdAt", direction=BaseQuery.DESCENDING).order_by(
-        "__name__", direction=BaseQuery.DESCENDING
-    )
-    if after is not None:
-        query = query.start_after({"createdAt": after[0], "__name__": paths.run_ref(db, after[1])})
-    return query.limit(limit)
+    return newest_first(paths.runs(db), after).limit(limit)
 
 
 def leads_query(

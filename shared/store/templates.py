@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from google.cloud.firestore_v1.base_query import BaseQuery
+from shared.store.client import newest_first
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -29,10 +29,4 @@ def get(db: "firestore.Client", template_id: str, transaction: Any = None) -> di
 def list_page(
     db: "firestore.Client", page_size: int, after: tuple[dt.datetime, str] | None
 ) -> list[dict[str, Any]]:
-    """Newest first; the document id breaks ties so a page boundary never drops one."""
-    query = collection(db).order_by("createdAt", direction=BaseQuery.DESCENDING).order_by(
-        "__name__", direction=BaseQuery.DESCENDING
-    )
-    if after is not None:
-        query = query.start_after({"createdAt": after[0], "__name__": after[1]})
-    return [{"id": s.id, **s.to_dict()} for s in query.limit(page_size).stream()]
+    return [{"id": s.id, **s.to_dict()} for s in newest_first(collection(db), after).limit(page_size).stream()]
