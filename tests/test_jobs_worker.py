@@ -17,7 +17,6 @@ from shared.outreach.errors import TransientError
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
 from shared.store import runs as repo
-from shared.store.client import run_transaction
 from tests.jobs_helpers import (
     Captured,
     all_leads,
@@ -283,20 +282,6 @@ def test_firestore_trouble_stops_the_batch_and_keeps_the_lead_pending(db):
     follow(db, chain)  # the database is back: the chain carries on
     final = job(db, RUN)
     assert final["status"] == "completed" and final["counts"]["sent"] == 5 and final["attemptsByLead"] == {}
-
-
-def test_a_transaction_that_cannot_begin_raises_the_outage_not_a_value_error(monkeypatch):
-    from google.api_core import exceptions as gexc
-    from google.cloud import firestore
-
-    from shared.store.client import bound_retries
-    from tools.localstack import free_port
-
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nobody listens
-    unreachable = firestore.Client(project="demo-unreachable")
-    bound_retries(unreachable, 1.0)
-    with pytest.raises((gexc.GoogleAPICallError, gexc.RetryError)):
-        run_transaction(unreachable, lambda transaction: repo.get_job(unreachable, RUN, transaction=transaction))
 
 
 def test_the_per_lead_check_reads_status_and_lease_owner(db):

@@ -8,7 +8,8 @@ Rules (docs/jobs.md has the whole story):
   500, then the run document, which is what makes the run visible.
 - the same start sent again is answered from what exists (200), never run twice; a
   different start while the run has a live job is 409.
-- every transition runs in a transaction on the job document and is checked by
+- every transition is a compare-and-set commit on the job document (never a
+  transaction, whose lock a killed instance would leave for 60 s), checked by
   shared/jobs/state.py; illegal ones are 409 naming the current status.
 - resume and retry give the job a fresh worker token and lease, so a stray worker of
   the old chain is refused (403) or stops at its next lead.
@@ -47,7 +48,7 @@ from shared.outreach import pipeline
 from shared.outreach.providers import Provider, get_provider
 from shared.settings import Settings, get_settings
 from shared.store import runs as repo
-from shared.store.client import run_transaction
+from shared.store.client import queue_replace, write_if_unchanged
 from shared.store import templates as templates_repo
 
 # Hosting ends a rewritten request at 60 s: a foreground run stops before that.
@@ -176,17 +177,23 @@ def _claim(
     """Writes the new job unless an identical start got there first: ("new" | "continue" | "repeat", job)."""
     ref = repo.job_ref(db, run_id)
 
-    def claim(transaction: Any) -> tuple[str, dict[str, Any]]:
-        run, current = repo.get_run_and_job(db, run_id, transaction=transaction)
+    # Compare-and-set on the job document rather than a transaction: a start killed
+    # between a transaction's read and commit would lock the job for 60 s (store/client.py).
+    # The run document needs no lock: it is created only after a start wins this claim.
+    def claim(snapshot: Any, batch: Any, unchanged: Any) -> tuple[str, dict[str, Any]]:
+        run, current = repo.get_run(db, run_id), repo.as_dict(snapshot)
         if current is not None and current.get("startFingerprint") == start_fp:
             # Same start: answer it if done, or finish the interrupted creation with its claim.
             return ("repeat" if run is not None else "continue"), current
         _check_same_leads(run, leads_fp)
         _check_can_start(current, run, clock.now())
-        transaction.set(ref, fresh)
+        queue_replace(batch, ref, snapshot.to_dict() if snapshot.exists else None, fresh, unchanged)
         return "new", fresh
 
-    return run_transaction(db, claim)
+    try:
+        return write_if_unchanged(db, ref, claim)
+    except gexc.AlreadyExists:  # another start created the job since the read: decide again
+        return write_if_unchanged(db, ref, claim)
 
 
 def _check_same_leads(run: dict[str, Any] | None, leads_fp: str | None) -> None:
@@ -281,8 +288,8 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
     token, owner = auth.new_worker_token(), worker.new_owner()
     ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
 
-    def apply(transaction: Any) -> bool:
-        current = repo.get_job(db, run_id, transaction=transaction)
+    def apply(snapshot: Any, batch: Any, unchanged: Any) -> bool:
+        current = repo.as_dict(snapshot)
         if current is None:
             raise Conflict(f"run {run_id} has no job to {action}: start one", [{"field": "action"}])
         now = clock.now()
@@ -314,11 +321,11 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
             })
             run_updates["counts"] = counts
         updates["diagnostics"] = diagnostics[-worker.MAX_DIAGNOSTICS:]
-        transaction.update(ref, updates)
-        transaction.update(run_ref, run_updates)
+        batch.update(ref, updates, option=unchanged)
+        batch.update(run_ref, run_updates)
         return True
 
-    changed = run_transaction(db, apply)
+    changed = write_if_unchanged(db, ref, apply)
     if changed and action == "retry" and failed:
         repo.update_leads(
             db, run_id, [lead["id"] for lead in failed],

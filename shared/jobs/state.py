@@ -1,7 +1,8 @@
 """The job state machine (SPEC.md: queued → running → (paused ⇄ running) → completed |
 completed_with_errors | cancelled | failed), and when a job looks stalled.
 
-Pure functions: the service and the worker apply them inside Firestore transactions.
+Pure functions: the service and the worker apply them in compare-and-set commits
+(store/client.write_if_unchanged).
 """
 
 from __future__ import annotations

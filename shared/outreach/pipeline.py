@@ -36,7 +36,7 @@ from shared.outreach import render
 from shared.outreach.errors import FIRESTORE_UNAVAILABLE, OutreachError, PermanentError, TransientError, classify
 from shared.outreach.providers import OutgoingEmail, Provider
 from shared.store import runs as repo
-from shared.store.client import write_if_unchanged
+from shared.store.client import queue_replace, write_if_unchanged
 
 logger = logging.getLogger("mission_control.outreach")
 
@@ -325,12 +325,7 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
             return {"status": "failed", "message": message}
         if existing and existing.get("status") in ("sent", "drafted"):
             return existing
-        receipt = _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email))
-        if existing is None:
-            batch.create(receipt_ref, receipt)
-        else:  # set() takes no precondition: replace every field, and delete the ones it drops
-            dropped = {key: firestore.DELETE_FIELD for key in existing if key not in receipt}
-            batch.update(receipt_ref, {**dropped, **receipt}, option=unchanged)
+        queue_replace(batch, receipt_ref, existing, _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email)), unchanged)
         return None
 
     try:

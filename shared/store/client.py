@@ -65,26 +65,6 @@ def bound_retries(client: "firestore.Client", deadline: float) -> None:
             wrapped._timeout = min(wrapped._timeout, deadline)
 
 
-def run_transaction(db: "firestore.Client", body: Callable[[Any], T]) -> T:
-    """firestore.transactional(body) in a new transaction, retried on contention.
-
-    When Firestore is unreachable the transaction cannot even begin, and the library's
-    rollback of it raises "ValueError: The transaction has no transaction ID", hiding the
-    real error. Here the Firestore error itself is raised instead, so shared/http.py
-    sees an outage (503 + Retry-After), not a bug (500).
-    """
-    from google.api_core import exceptions as gexc
-    from google.cloud import firestore
-
-    try:
-        return firestore.transactional(body)(db.transaction())
-    except ValueError as exc:
-        cause = exc.__context__
-        if isinstance(cause, (gexc.GoogleAPICallError, gexc.RetryError)):
-            raise cause from None
-        raise
-
-
 def write_if_unchanged(
     db: "firestore.Client", ref: Any, body: Callable[[Any, Any, Any], T], attempts: int = 8
 ) -> T:
@@ -95,7 +75,7 @@ def write_if_unchanged(
     for the batch's writes of `ref` (None when it did not exist). Another writer first
     means FailedPrecondition, and it is read and done again, as a transaction would retry.
 
-    Why not run_transaction: a transaction's reads lock the document until it commits, and
+    Why not a transaction: a transaction's reads lock the document until it commits, and
     a process killed in between leaves the lock for Firestore to expire 60 s later; every
     write to that document waits until then (docs/reliability.md, finding 3). A batch
     holds no lock, so a worker killed mid-write leaves nothing behind.
@@ -115,6 +95,27 @@ def write_if_unchanged(
         except gexc.FailedPrecondition:
             pause_before_retry(attempt)
     raise gexc.Aborted(f"{ref.path} kept changing during {attempts} attempts to update it")
+
+
+def as_dict(snapshot: Any) -> dict[str, Any] | None:
+    """A snapshot as {"id", **fields}, or None when the document does not exist."""
+    return {"id": snapshot.id, **snapshot.to_dict()} if snapshot.exists else None
+
+
+def queue_replace(batch: Any, ref: Any, existing: dict[str, Any] | None, document: dict[str, Any], unchanged: Any) -> None:
+    """What `batch.set(ref, document)` does, under write_if_unchanged's precondition.
+
+    set() takes no precondition, so: create when there was nothing (a concurrent creator
+    makes it AlreadyExists), else update every field and delete those `document` drops.
+    `existing` is the snapshot's own fields (`snapshot.to_dict()`).
+    """
+    from google.cloud import firestore
+
+    if existing is None:
+        batch.create(ref, document)
+        return
+    dropped = {key: firestore.DELETE_FIELD for key in existing if key not in document}
+    batch.update(ref, {**dropped, **document}, option=unchanged)
 
 
 def pause_before_retry(attempt: int, cap: float = float("inf")) -> None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.store.client import as_dict  # also read as runs.as_dict by the other stores
+
 if TYPE_CHECKING:
     from google.cloud import firestore
 
@@ -77,30 +79,25 @@ def idempotency_key(run_id: str, lead_id: str, step: str) -> str:
     return f"{run_id}:{lead_id}:{step}"
 
 
-# --- transactions ---------------------------------------------------------------
+# --- reads ---------------------------------------------------------------
 
 
 # --- reads ----------------------------------------------------------------------
 
 
-def as_dict(snapshot: Any) -> dict[str, Any] | None:
-    """A snapshot as {"id", **fields}, or None when the document does not exist."""
-    return {"id": snapshot.id, **snapshot.to_dict()} if snapshot.exists else None
+def get_run(db: "firestore.Client", run_id: str) -> dict[str, Any] | None:
+    return as_dict(run_ref(db, run_id).get())
 
 
-def get_run(db: "firestore.Client", run_id: str, transaction: Any = None) -> dict[str, Any] | None:
-    return as_dict(run_ref(db, run_id).get(transaction=transaction))
-
-
-def get_job(db: "firestore.Client", run_id: str, transaction: Any = None) -> dict[str, Any] | None:
-    return as_dict(job_ref(db, run_id).get(transaction=transaction))
+def get_job(db: "firestore.Client", run_id: str) -> dict[str, Any] | None:
+    return as_dict(job_ref(db, run_id).get())
 
 
 def get_run_and_job(
-    db: "firestore.Client", run_id: str, transaction: Any = None
+    db: "firestore.Client", run_id: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     refs = [run_ref(db, run_id), job_ref(db, run_id)]
-    found = {s.reference.path: as_dict(s) for s in db.get_all(refs, transaction=transaction)}
+    found = {s.reference.path: as_dict(s) for s in db.get_all(refs)}
     return found.get(refs[0].path), found.get(refs[1].path)
 
 

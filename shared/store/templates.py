@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from shared.store.client import newest_first
+from shared.store.client import as_dict, newest_first
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -21,9 +21,8 @@ def ref(db: "firestore.Client", template_id: str) -> "firestore.DocumentReferenc
     return db.collection(TEMPLATES).document(template_id)
 
 
-def get(db: "firestore.Client", template_id: str, transaction: Any = None) -> dict[str, Any] | None:
-    snapshot = ref(db, template_id).get(transaction=transaction)
-    return {"id": snapshot.id, **snapshot.to_dict()} if snapshot.exists else None
+def get(db: "firestore.Client", template_id: str) -> dict[str, Any] | None:
+    return as_dict(ref(db, template_id).get())
 
 
 def list_page(

@@ -1,5 +1,6 @@
 """Template use-cases. Edits are optimistic: the caller names the version it read,
-and a transaction refuses the write if someone saved in between."""
+and the write lands only if the document is unchanged since it was read, so a
+save in between is a 409 (a compare-and-set commit: store/client.write_if_unchanged)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from google.cloud import firestore
 from shared import clock, ids, pagination
 from shared.errors import Conflict, NotFound, field_error
 from shared.store import templates as repo
-from shared.store.client import run_transaction
+from shared.store.client import as_dict, write_if_unchanged
 from shared.templates.models import Template, TemplateCreate, TemplateList, TemplatePatch, TemplateReplace
 
 _LIST_SCOPE = "templates"
@@ -79,8 +80,8 @@ def update(
     ref = repo.ref(db, ids.check_id(template_id, "templateId"))
     changes = _document_fields(fields, only_set=not replace)
 
-    def apply(transaction: firestore.Transaction) -> dict[str, Any]:
-        current = repo.get(db, template_id, transaction=transaction)
+    def apply(snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any]:
+        current = as_dict(snapshot)
         if current is None:
             raise NotFound(f"template {template_id} does not exist")
         if current["version"] != version:
@@ -90,17 +91,17 @@ def update(
                 [{"field": "version", "expected": version, "current": current["version"]}],
             )
         updated = {**changes, "version": version + 1, "updatedAt": clock.now()}
-        transaction.update(ref, updated)
+        batch.update(ref, updated, option=unchanged)
         return {**current, **updated}
 
-    return to_api(run_transaction(db, apply))
+    return to_api(write_if_unchanged(db, ref, apply))
 
 
 def delete(db: firestore.Client, template_id: str, version: int | None) -> None:
     ref = repo.ref(db, ids.check_id(template_id, "templateId"))
 
-    def apply(transaction: firestore.Transaction) -> None:
-        current = repo.get(db, template_id, transaction=transaction)
+    def apply(snapshot: Any, batch: Any, unchanged: Any) -> None:
+        current = as_dict(snapshot)
         if current is None:
             raise NotFound(f"template {template_id} does not exist")
         if version is not None and current["version"] != version:
@@ -108,6 +109,6 @@ def delete(db: firestore.Client, template_id: str, version: int | None) -> None:
                 f"template {template_id} is at version {current['version']}, not {version}",
                 [{"field": "version", "expected": version, "current": current["version"]}],
             )
-        transaction.delete(ref)
+        batch.delete(ref, option=unchanged)
 
-    run_transaction(db, apply)
+    write_if_unchanged(db, ref, apply)
