@@ -291,3 +291,14 @@ def test_the_per_lead_check_reads_status_and_lease_owner(db):
     assert repo.read_job_control(db, RUN) == {"status": "queued", "lease": {"owner": lease}}
     control(db, "cancel")
     assert repo.read_job_control(db, RUN)["status"] == "cancelled"
+
+
+def test_diagnostics_keep_the_newest_fifty(db):
+    start_background(db, RUN, make_leads(2))
+    old = [worker.diagnostic("transient", f"old {i}") for i in range(worker.MAX_DIAGNOSTICS)]
+    repo.job_ref(db, RUN).update({"diagnostics": old})
+    control(db, "pause")
+    control(db, "resume")  # adds one diagnostic
+    kept = job(db, RUN)["diagnostics"]
+    assert len(kept) == worker.MAX_DIAGNOSTICS
+    assert kept[0]["message"] == "old 1" and kept[-1]["code"] == "resume"

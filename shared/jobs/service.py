@@ -299,7 +299,7 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
         target = state.next_status(action, current["status"], stalled)
         updates: dict[str, Any] = {"status": target, "updatedAt": now, "writes": firestore.Increment(1)}
         run_updates: dict[str, Any] = {"status": target, "updatedAt": now}
-        diagnostics = list(current.get("diagnostics") or [])
+        diagnostics = []
         if action == "cancel":
             # The lease stays so the worker in flight can still record the lead it finishes.
             updates.update({"workerToken": None, "finishedAt": now})
@@ -320,7 +320,7 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
                 "attemptsByLead": {},
             })
             run_updates["counts"] = counts
-        updates["diagnostics"] = diagnostics[-worker.MAX_DIAGNOSTICS:]
+        updates["diagnostics"] = worker.kept_diagnostics(current, diagnostics)
         batch.update(ref, updates, option=unchanged)
         batch.update(run_ref, run_updates)
         return True

@@ -101,6 +101,11 @@ def diagnostic(code: str, message: str, lead: dict[str, Any] | None = None) -> d
     }
 
 
+def kept_diagnostics(job: dict[str, Any], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The job's diagnostics followed by `new`, keeping the newest MAX_DIAGNOSTICS."""
+    return (list(job.get("diagnostics") or []) + new)[-MAX_DIAGNOSTICS:]
+
+
 def time_budget(config: dict[str, Any], settings: Settings) -> float:
     budget = config.get("timeBudgetSeconds") or settings.worker_time_budget_seconds
     return max(0.5, min(float(budget), settings.worker_lease_seconds * BUDGET_SHARE_OF_LEASE))
@@ -382,7 +387,7 @@ def checkpoint(
             return Checkpoint(status=(job or {}).get("status", "unknown"), next_owner=None, counts={}, lost=True)
         now = clock.now()
         counts = add_counts(job.get("counts"), result.deltas)
-        diagnostics = list(job.get("diagnostics") or []) + result.diagnostics
+        diagnostics = list(result.diagnostics)
         if recount is not None and recount != counts:
             # Incremental counts should always match; if not, the lead documents win.
             logs.log(logger, logging.WARNING, "lead counts reconciled", runId=run_id, counted=counts, found=recount)
@@ -421,7 +426,7 @@ def checkpoint(
             updates["workerToken"] = None
         updates["status"] = status
         updates["lease"] = lease
-        updates["diagnostics"] = diagnostics[-MAX_DIAGNOSTICS:]
+        updates["diagnostics"] = kept_diagnostics(job, diagnostics)
         batch.update(job_ref, updates, option=unchanged)
         batch.update(run_ref, {"status": status, "counts": counts, "updatedAt": now})
         return Checkpoint(status=status, next_owner=lease["owner"] if lease else None, counts=counts)
@@ -441,10 +446,8 @@ def note_dispatch_failure(db: Any, run_id: str, lease_owner: str) -> None:
         job = repo.as_dict(snapshot)
         if job is None or (job.get("lease") or {}).get("owner") != lease_owner:
             return
-        diagnostics = list(job.get("diagnostics") or []) + [
-            diagnostic("dispatch_failed", "could not invoke the next worker; resume restarts the job once it is stalled")
-        ]
-        batch.update(ref, {"diagnostics": diagnostics[-MAX_DIAGNOSTICS:], "writes": firestore.Increment(1)},
+        failed = diagnostic("dispatch_failed", "could not invoke the next worker; resume restarts the job once it is stalled")
+        batch.update(ref, {"diagnostics": kept_diagnostics(job, [failed]), "writes": firestore.Increment(1)},
                      option=unchanged)
 
     write_if_unchanged(db, ref, apply)
