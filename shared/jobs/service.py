@@ -190,10 +190,7 @@ def _claim(
         queue_replace(batch, ref, snapshot.to_dict() if snapshot.exists else None, fresh, unchanged)
         return "new", fresh
 
-    try:
-        return write_if_unchanged(db, ref, claim)
-    except gexc.AlreadyExists:  # another start created the job since the read: decide again
-        return write_if_unchanged(db, ref, claim)
+    return write_if_unchanged(db, ref, claim)
 
 
 def _check_same_leads(run: dict[str, Any] | None, leads_fp: str | None) -> None:

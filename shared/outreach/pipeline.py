@@ -217,8 +217,7 @@ def _summary(email: OutgoingEmail) -> str:
 
 
 def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome:
-    db, step = ctx.db, email.step
-    status = "drafted" if email.draft else "sent"
+    db = ctx.db
     if ctx.provider.external:
         earlier = _claim(ctx, lead, email, attempt)
         if earlier is not None:
@@ -236,7 +235,8 @@ def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attemp
     except gexc.AlreadyExists:
         return _done_earlier(ctx, lead, email, attempt)
     return Outcome(
-        lead["id"], lead["index"], status, attempt, step, provider_ids=ids, committed_at=_commit_time(results)
+        lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids,
+        committed_at=_commit_time(results),
     )
 
 
@@ -244,15 +244,16 @@ def _queue_success(
     ctx: RunContext, batch: Any, lead: dict[str, Any], email: OutgoingEmail, attempt: int, ids: dict[str, str]
 ) -> None:
     """The receipt and the lead's new status, committed together by the caller."""
-    status = "drafted" if email.draft else "sent"
     batch.set(
         repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step),
-        _receipt(ctx, lead, email.step, status, attempt, summary=_summary(email), provider_ids=ids),
+        _receipt(ctx, lead, email.step, email.done_status, attempt, summary=_summary(email), provider_ids=ids),
     )
-    batch.update(
-        repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
-        {"status": status, "attempts": attempt, "lastError": None, "updatedAt": firestore.SERVER_TIMESTAMP},
-    )
+    batch.update(repo.lead_ref(ctx.db, ctx.run_id, lead["id"]), _lead_outcome(email.done_status, attempt, None))
+
+
+def _lead_outcome(status: str, attempt: int, error: str | None) -> dict[str, Any]:
+    """The lead document's fields once an attempt has decided it."""
+    return {"status": status, "attempts": attempt, "lastError": error, "updatedAt": firestore.SERVER_TIMESTAMP}
 
 
 def _commit(batch: Any, retries: int, sleep: Callable[[float], None]) -> list[Any]:
@@ -276,7 +277,6 @@ def _commit_time(results: list[Any]) -> Any:
 
 def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome:
     """The outbox document exists: an earlier attempt (crashed or concurrent) sent this lead."""
-    status = "drafted" if email.draft else "sent"
     current = repo.get_lead(ctx.db, ctx.run_id, lead["id"]) or {}
     if current.get("status") in ("sent", "drafted"):
         return Outcome(
@@ -289,7 +289,10 @@ def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, a
     batch = ctx.db.batch()
     _queue_success(ctx, batch, lead, email, attempt, ids)
     results = batch.commit()
-    return Outcome(lead["id"], lead["index"], status, attempt, email.step, provider_ids=ids, committed_at=_commit_time(results))
+    return Outcome(
+        lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids,
+        committed_at=_commit_time(results),
+    )
 
 
 def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome | None:
@@ -318,20 +321,14 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
             # One commit, conditional on the claim: if its owner answers after all, its
             # result wins and this failure is never half-written beside it.
             batch.update(receipt_ref, {"status": "failed", "error": message, "at": clock.now()}, option=unchanged)
-            batch.update(
-                lead_ref,
-                {"status": "failed", "attempts": attempt, "lastError": message, "updatedAt": firestore.SERVER_TIMESTAMP},
-            )
+            batch.update(lead_ref, _lead_outcome("failed", attempt, message))
             return {"status": "failed", "message": message}
         if existing and existing.get("status") in ("sent", "drafted"):
             return existing
         queue_replace(batch, receipt_ref, existing, _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email)), unchanged)
         return None
 
-    try:
-        existing = write_if_unchanged(db, receipt_ref, claim)
-    except gexc.AlreadyExists:  # created by another attempt since the read: read it and decide again
-        existing = write_if_unchanged(db, receipt_ref, claim)
+    existing = write_if_unchanged(db, receipt_ref, claim)
     if existing is None:
         return None
     if existing["status"] == IN_FLIGHT:
@@ -368,10 +365,7 @@ def _record_failure(
         repo.action_ref(ctx.db, ctx.run_id, lead["id"], step),
         _receipt(ctx, lead, step, "failed", attempt, summary=f"failed: {error.message}"[:300], error=error.message),
     )
-    batch.update(
-        repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
-        {"status": "failed", "attempts": attempt, "lastError": error.message, "updatedAt": firestore.SERVER_TIMESTAMP},
-    )
+    batch.update(repo.lead_ref(ctx.db, ctx.run_id, lead["id"]), _lead_outcome("failed", attempt, error.message))
     results = batch.commit()
     return Outcome(
         lead["id"], lead["index"], "failed", attempt, step, error.code, error.message, committed_at=_commit_time(results)

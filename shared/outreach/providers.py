@@ -38,6 +38,11 @@ class OutgoingEmail:
         return runs.idempotency_key(self.run_id, self.lead_id, self.step)
 
     @property
+    def done_status(self) -> str:
+        """The lead's status once this message is delivered."""
+        return "drafted" if self.draft else "sent"
+
+    @property
     def message_id(self) -> str:
         """The mail/mail_drafts document id: one per (run, lead, step), never two."""
         return f"{self.run_id}-{self.lead_id}-{self.step}"

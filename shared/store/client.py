@@ -72,8 +72,10 @@ def write_if_unchanged(
 
     A plain read, then `body(snapshot, batch, unchanged)` queues writes on `batch`; they
     commit together only if `ref` is still as it was read: `unchanged` is the precondition
-    for the batch's writes of `ref` (None when it did not exist). Another writer first
-    means FailedPrecondition, and it is read and done again, as a transaction would retry.
+    for the batch's writes of `ref` (None when it did not exist: `body` creates it). Another
+    writer first means FailedPrecondition, or AlreadyExists when `ref` did not exist, and it
+    is read and done again, as a transaction would retry. AlreadyExists while `ref` existed
+    comes from another document `body` creates, and is the caller's to handle.
 
     Why not a transaction: a transaction's reads lock the document until it commits, and
     a process killed in between leaves the lock for Firestore to expire 60 s later; every
@@ -94,6 +96,10 @@ def write_if_unchanged(
             return result
         except gexc.FailedPrecondition:
             pause_before_retry(attempt)
+        except gexc.AlreadyExists:
+            if snapshot.exists:
+                raise
+            pause_before_retry(attempt)
     raise gexc.Aborted(f"{ref.path} kept changing during {attempts} attempts to update it")
 
 
@@ -106,7 +112,8 @@ def queue_replace(batch: Any, ref: Any, existing: dict[str, Any] | None, documen
     """What `batch.set(ref, document)` does, under write_if_unchanged's precondition.
 
     set() takes no precondition, so: create when there was nothing (a concurrent creator
-    makes it AlreadyExists), else update every field and delete those `document` drops.
+    makes write_if_unchanged read and redo), else update every field and delete those
+    `document` drops.
     `existing` is the snapshot's own fields (`snapshot.to_dict()`).
     """
     from google.cloud import firestore

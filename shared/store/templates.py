@@ -28,4 +28,4 @@ def get(db: "firestore.Client", template_id: str) -> dict[str, Any] | None:
 def list_page(
     db: "firestore.Client", page_size: int, after: tuple[dt.datetime, str] | None
 ) -> list[dict[str, Any]]:
-    return [{"id": s.id, **s.to_dict()} for s in newest_first(collection(db), after).limit(page_size).stream()]
+    return [as_dict(s) for s in newest_first(collection(db), after).limit(page_size).stream()]
