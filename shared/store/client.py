@@ -27,7 +27,7 @@ RECONNECT_BACKOFF_OPTIONS = (
 # tests/test_store_client.py fails loudly when the installed library is another one.
 TUNED_FOR = "2.34.1"
 # Markers of write_if_unchanged's commits; Firestore's TTL policy on `expireAt` deletes
-# them (deploy.sh), a day being far longer than any commit's retries.
+# them (firestore.indexes.json), a day being far longer than any commit's retries.
 WRITE_MARKERS = "write_markers"
 MARKER_LIFETIME = dt.timedelta(days=1)
 
