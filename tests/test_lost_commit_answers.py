@@ -10,6 +10,7 @@ writer had come first. Every test checks that the answer really was lost and re-
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from shared.settings import get_settings
@@ -30,8 +31,8 @@ def lossy(emulator, monkeypatch):
         store_client.get_db.cache_clear()  # the next test's client talks to the emulator again
 
 
-def lose_next_commit_answer(proxy):
-    proxy.lose_answers(1)
+def lose_next_commit_answer(proxy, code=grpc.StatusCode.UNAVAILABLE):
+    proxy.lose_answers(1, code=code)
     return proxy.calls["Commit"]
 
 
@@ -50,10 +51,12 @@ def add_one(snapshot, batch, unchanged):
     return value
 
 
-def test_a_create_whose_answer_was_lost_is_done_once(lossy):
+# The two codes google-cloud-firestore's Commit is retried on.
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
+def test_a_create_whose_answer_was_lost_is_done_once(lossy, code):
     db = store_client.get_db()
     ref = db.collection("cas_tests").document("created")
-    before = lose_next_commit_answer(lossy)
+    before = lose_next_commit_answer(lossy, code)
     assert write_if_unchanged(db, ref, add_one) == 1
     assert_lost_and_resent(lossy, before)
     assert ref.get().to_dict() == {"value": 1}
