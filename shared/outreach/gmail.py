@@ -51,10 +51,14 @@ class _SearchFailed(Exception):
     """The mailbox search itself did not answer."""
 
 
-# After an ambiguous failure the mailbox is searched up to three times, ~1 s then ~2 s
-# apart, so a message still being filed when the answer was lost is found.
+# After an ambiguous failure the mailbox is searched up to three times, at once and then after
+# random pauses of up to 1 s and 2 s, so a message still being filed when the answer was lost is found.
 CONFIRM_SEND = Policy("the mailbox search for a send whose answer was lost", retry_on=(_NotFound, _SearchFailed), initial=1.0, maximum=2.0)
 CONFIRM_ATTEMPTS = 3
+# A search reads a short answer: 5 s bounds it, so a send with its three searches (35 s +
+# 3 x 10 s + 3 s) stays inside the pipeline's CLAIM_IN_FLIGHT_SECONDS (90 s), within
+# which another attempt waits for this one instead of calling the claim interrupted.
+SEARCH_READ_TIMEOUT = 5.0
 
 
 def message_id_header(email: OutgoingEmail, sender: str) -> str:
@@ -172,7 +176,8 @@ class GmailProvider:
         kind = "drafts" if email.draft else "messages"
         params = {"q": f"rfc822msgid:{message_id_header(email, self.sender)}", "includeSpamTrash": "true"}
         try:
-            response = self._request("GET", f"{self.base_url}{MAILBOX}/{kind}", params=params)
+            timeout = (self.timeout[0], min(self.timeout[1], SEARCH_READ_TIMEOUT))
+            response = self._request("GET", f"{self.base_url}{MAILBOX}/{kind}", params=params, timeout=timeout)
         except (_Ambiguous, OutreachError) as exc:
             raise _SearchFailed(str(exc)) from None
         if response.status_code >= 400:  # throttled, down, or a scope missing: nothing is known
@@ -201,12 +206,12 @@ class GmailProvider:
             "Sent folder before using retry", "outcome_unknown",
         )
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, url: str, timeout: Any = None, **kwargs: Any) -> requests.Response:
         """The HTTP call; _Ambiguous when it may have reached Gmail and no answer came back."""
         from google.auth import exceptions as auth_exceptions
 
         try:
-            return self.session().request(method, url, timeout=self.timeout, **kwargs)
+            return self.session().request(method, url, timeout=timeout or self.timeout, **kwargs)
         except auth_exceptions.TransportError as exc:  # the token refresh, before any Gmail request
             raise TransientError(f"could not refresh Gmail credentials: {exc}", "provider_unreachable") from None
         except auth_exceptions.GoogleAuthError as exc:
