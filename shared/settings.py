@@ -49,6 +49,7 @@ class Settings(BaseSettings):
 
     email_provider: Literal["mail_collection", "gmail"] = "mail_collection"
     gmail_sender: str = ""
+    gmail_api_base_url: str = "https://gmail.googleapis.com"
     calendar_backend: Literal["firestore", "google"] = "firestore"
     google_calendar_id: str = "primary"
 

@@ -124,3 +124,23 @@ def test_every_firestore_channel_reconnects_within_two_seconds(db):
         for option in RECONNECT_BACKOFF_OPTIONS:
             assert options.count(option) == 1
     assert dict(RECONNECT_BACKOFF_OPTIONS)["grpc.max_reconnect_backoff_ms"] <= 2000
+
+
+def test_the_library_internals_tuned_by_get_db_are_still_there(db):
+    """Loud on purpose: tune_library_defaults and bound_retries reach into these names of
+    google-cloud-firestore (TUNED_FOR); on another release, re-measure docs/reliability.md
+    finding 2 and check these names before bumping the pin."""
+    from importlib.metadata import version
+
+    from google.cloud.firestore_v1 import base_client
+
+    from shared.settings import get_settings
+    from shared.store.client import TUNED_FOR
+
+    assert version("google-cloud-firestore") == TUNED_FOR
+    assert isinstance(base_client._GRPC_MSG_SIZE_OPTIONS, list)
+    assert isinstance(base_client._DEFAULT_CHANNEL_OPTIONS, list)
+    wrapped = db._firestore_api._transport._wrapped_methods
+    commit = wrapped[db._firestore_api._transport.commit]
+    assert commit._retry.timeout <= get_settings().firestore_deadline_seconds
+    assert commit._timeout <= get_settings().firestore_deadline_seconds

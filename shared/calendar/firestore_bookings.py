@@ -27,18 +27,25 @@ from shared.errors import NotFound, Unavailable
 from shared.slots import Interval
 from shared.store import bookings as repo
 from shared.store import runs
-from shared.store.client import pause_before_retry
+from shared.retry import Exhausted, Policy
+from shared.store.client import MarkedBatch
 
 # A commit refused because another booking changed a lock document first is
 # retried after a randomised, growing pause, so colliding requests spread out
 # instead of colliding again; the whole budget stays a few seconds before the
 # request gives up with a 503.
 _CLAIM_ATTEMPTS = 10
-_BACKOFF_CAP_SECONDS = 0.5
 # What a commit whose preconditions no longer hold raises: a lock document created
 # meanwhile, changed meanwhile, or (released) deleted meanwhile; ABORTED is the
 # emulator's answer when two commits touch one document at the same moment.
 _LOST_RACE = (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted)
+
+
+class _Contended(Exception):
+    """Another booking of the calendar changed a lock document between the check and the commit."""
+
+
+_BOOKING_RACES = Policy("a booking that met a concurrent booking of its calendar", retry_on=(_Contended,), initial=0.02, maximum=0.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +78,14 @@ def claim(
     """
     locks = repo.hour_lock_refs(db, booking["calendarId"], booking["start"], booking["end"])
     lead_index = lead_document(db, lead).get("index") if lead is not None else None
-    for attempt in range(_CLAIM_ATTEMPTS):
+
+    def once() -> dict[str, Any] | None:
         snapshots = list(db.get_all(locks))
         for snapshot in snapshots:
             for _, start, end in repo.locked_intervals(snapshot):
                 if start < booking["end"] and booking["start"] < end:
                     return None
-        batch = db.batch()
+        batch = MarkedBatch(db)
         batch.create(repo.booking_ref(db, booking_id), booking)
         for snapshot in snapshots:
             if snapshot.exists:
@@ -98,11 +106,17 @@ def claim(
             receipt_id = _add_receipt(batch, db, booking_id, booking, lead, lead_index)
         try:
             batch.commit()
-        except _LOST_RACE:
-            pause_before_retry(attempt, cap=_BACKOFF_CAP_SECONDS)
-            continue
+        except _LOST_RACE as exc:
+            # The client may have re-sent a commit that had landed: then the locks now
+            # list this very booking, and it is booked, not refused (store/client.MarkedBatch).
+            if not batch.landed():
+                raise _Contended() from exc
         return {**booking, "id": booking_id, "receiptId": receipt_id}
-    raise Unavailable("the calendar is busy with concurrent bookings; try again", retry_after_seconds=1)
+
+    try:
+        return _BOOKING_RACES.call(once, attempts=_CLAIM_ATTEMPTS)
+    except Exhausted:
+        raise Unavailable("the calendar is busy with concurrent bookings; try again", retry_after_seconds=1) from None
 
 
 def confirm(
@@ -134,7 +148,7 @@ def release(db: firestore.Client, booking_id: str, booking: dict[str, Any]) -> N
 
 
 def _add_receipt(
-    batch: firestore.WriteBatch,
+    batch: Any,
     db: firestore.Client,
     booking_id: str,
     booking: dict[str, Any],

@@ -2,13 +2,19 @@
 
 Credentials come from Application Default Credentials with the Gmail scopes; when
 GMAIL_SENDER is set and the credentials can impersonate (a service account with
-domain-wide delegation), they act as that mailbox. The message carries the
-pipeline's idempotency key in an `X-Mission-Control-Key` header so a mailbox search
-can reconcile an interrupted send.
+domain-wide delegation), they act as that mailbox. GMAIL_API_BASE_URL points it at
+another host speaking Gmail's wire format (tools/gmail_server.py in the tests).
 
-Error handling is what the pipeline needs to stay at-most-once: throttling and 5xx
-answers are transient (nothing was sent), other 4xx are permanent, and a send whose
-answer never came back is *not* retried: it may have gone out.
+At most once, and no lead lost to an unanswered request (docs/reliability.md,
+"Ambiguous sends"): every message carries a deterministic `Message-ID` made from the
+lead's action id. A failure that certainly happened before the request left (no
+connection could be made, credentials could not be refreshed, a 429 or a rate-limit
+403) is transient. A failure after the request may have been written (a read timeout,
+a connection closed under the request, a 5xx answer) is resolved by searching the
+mailbox for that Message-ID (`rfc822msgid:`): found, the earlier send is adopted;
+not found, nothing went out and the error stays transient; the mailbox itself
+unreachable, a send fails as "outcome unknown" rather than risking a second email
+(a draft is merely retried: a second draft reaches no customer).
 """
 
 from __future__ import annotations
@@ -19,16 +25,47 @@ from email.message import EmailMessage
 from typing import Any
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from shared.outreach.errors import OutreachError, PermanentError, TransientError, for_http_status
-from shared.outreach.providers import OutgoingEmail
+from shared.outreach.outgoing import OutgoingEmail
+from shared.retry import Exhausted, Policy
 
-GMAIL_API = "https://gmail.googleapis.com/gmail/v1/users/me"
+DEFAULT_BASE_URL = "https://gmail.googleapis.com"
+MAILBOX = "/gmail/v1/users/me"
 SCOPES = (
     "https://www.googleapis.com/auth/gmail.send",
     "https://www.googleapis.com/auth/gmail.compose",
+    # messages.list with `q` (the rfc822msgid: search) needs a read scope.
+    "https://www.googleapis.com/auth/gmail.readonly",
 )
 TIMEOUT = (5, 30)
+MESSAGE_ID_DOMAIN = "mission-control.local"
+
+
+class _NotFound(Exception):
+    """The mailbox answered: no message with this Message-ID (yet)."""
+
+
+class _SearchFailed(Exception):
+    """The mailbox search itself did not answer."""
+
+
+# After an ambiguous failure the mailbox is searched up to three times, at once and then after
+# random pauses of up to 1 s and 2 s, so a message still being filed when the answer was lost is found.
+CONFIRM_SEND = Policy("the mailbox search for a send whose answer was lost", retry_on=(_NotFound, _SearchFailed), initial=1.0, maximum=2.0)
+CONFIRM_ATTEMPTS = 3
+# A search reads a short answer: 5 s bounds it, so a send with its three searches (35 s +
+# 3 x 10 s + 3 s) stays inside the pipeline's CLAIM_IN_FLIGHT_SECONDS (90 s), within
+# which another attempt waits for this one instead of calling the claim interrupted.
+SEARCH_READ_TIMEOUT = 5.0
+
+
+def message_id_header(email: OutgoingEmail, sender: str) -> str:
+    """`<run.lead.step@domain>`: the same for every attempt at this lead's message.
+    Ids are letters, digits, '-' and '_' (shared/ids.py), all valid in a Message-ID."""
+    domain = sender.rpartition("@")[2] if "@" in sender else MESSAGE_ID_DOMAIN
+    return f"<{email.run_id}.{email.lead_id}.{email.step}@{domain}>"
 
 
 def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
@@ -37,6 +74,7 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
     if sender:
         message["From"] = sender
     message["Subject"] = email.subject
+    message["Message-ID"] = message_id_header(email, sender)
     message["X-Mission-Control-Key"] = email.idempotency_key
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
@@ -48,11 +86,12 @@ def raw(email: OutgoingEmail, sender: str) -> str:
     return base64.urlsafe_b64encode(build_message(email, sender).as_bytes()).decode("ascii")
 
 
-def request_for(email: OutgoingEmail, sender: str) -> tuple[str, dict[str, Any]]:
+def request_for(email: OutgoingEmail, sender: str, base_url: str = DEFAULT_BASE_URL) -> tuple[str, dict[str, Any]]:
     """(url, json body) of the call that drafts or sends `email`."""
+    mailbox = base_url.rstrip("/") + MAILBOX
     if email.draft:
-        return f"{GMAIL_API}/drafts", {"message": {"raw": raw(email, sender)}}
-    return f"{GMAIL_API}/messages/send", {"raw": raw(email, sender)}
+        return f"{mailbox}/drafts", {"message": {"raw": raw(email, sender)}}
+    return f"{mailbox}/messages/send", {"raw": raw(email, sender)}
 
 
 def error_from_response(response: requests.Response) -> OutreachError:
@@ -77,12 +116,30 @@ def provider_ids(email: OutgoingEmail, body: dict[str, Any]) -> dict[str, str]:
     return ids
 
 
+def certainly_unsent(exc: requests.RequestException) -> bool:
+    """True when the request never left: no connection was made (refused, DNS, connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError) or isinstance(exc.args[0] if exc.args else None, NewConnectionError)
+
+
 class GmailProvider:
     name = "gmail"
     external = True
 
-    def __init__(self, sender: str = "", session: Any = None):
+    def __init__(
+        self,
+        sender: str = "",
+        session: Any = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: tuple[float, float] = TIMEOUT,
+        confirm: Policy = CONFIRM_SEND,
+    ):
         self.sender = sender
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.confirm = confirm
         self._session = session
         self._lock = threading.Lock()
 
@@ -99,27 +156,77 @@ class GmailProvider:
             return self._session
 
     def deliver(self, db: Any, batch: Any, email: OutgoingEmail) -> dict[str, str]:
-        from google.auth import exceptions as auth_exceptions
-
-        url, body = request_for(email, self.sender)
+        url, body = request_for(email, self.sender, self.base_url)
         try:
-            response = self.session().post(url, json=body, timeout=TIMEOUT)
-        except auth_exceptions.TransportError as exc:
-            raise TransientError(f"could not refresh Gmail credentials: {exc}", "provider_unreachable") from None
-        except auth_exceptions.GoogleAuthError as exc:
-            raise PermanentError(f"Gmail credentials are not usable: {exc}", "provider_auth") from None
-        except requests.ReadTimeout:
-            if email.draft:  # a second draft is a nuisance, not a second email to a customer
-                raise TransientError("Gmail did not answer in time", "provider_timeout") from None
-            raise PermanentError(
-                "Gmail did not answer in time: the message may have been sent; check the Sent folder "
-                "before using retry", "outcome_unknown",
-            ) from None
-        except requests.ConnectionError as exc:
-            raise TransientError(f"Gmail unreachable: {type(exc).__name__}", "provider_unreachable") from None
+            response = self._request("POST", url, json=body)
+        except _Ambiguous as unsure:
+            return self._resolve(email, unsure.error)
+        if response.status_code >= 500:
+            return self._resolve(email, error_from_response(response))
         if response.status_code >= 400:
             raise error_from_response(response)
         try:
             return provider_ids(email, response.json())
         except ValueError:
             return provider_ids(email, {})
+
+    def find(self, email: OutgoingEmail) -> dict[str, str] | None:
+        """The provider ids of this lead's message if the mailbox holds it (drafts.list for a
+        draft, messages.list for a send, spam and trash included), else None."""
+        kind = "drafts" if email.draft else "messages"
+        params = {"q": f"rfc822msgid:{message_id_header(email, self.sender)}", "includeSpamTrash": "true"}
+        try:
+            timeout = (self.timeout[0], min(self.timeout[1], SEARCH_READ_TIMEOUT))
+            response = self._request("GET", f"{self.base_url}{MAILBOX}/{kind}", params=params, timeout=timeout)
+        except (_Ambiguous, OutreachError) as exc:
+            raise _SearchFailed(str(exc)) from None
+        if response.status_code >= 400:  # throttled, down, or a scope missing: nothing is known
+            raise _SearchFailed(error_from_response(response).message)
+        found = (response.json().get(kind) or [])[:1]
+        return provider_ids(email, found[0]) if found else None
+
+    def _resolve(self, email: OutgoingEmail, error: OutreachError) -> dict[str, str]:
+        """After a failure that may have sent: adopt the earlier send, or say nothing went out."""
+
+        def look() -> dict[str, str]:
+            ids = self.find(email)
+            if ids is None:
+                raise _NotFound()
+            return ids
+
+        try:
+            return self.confirm.call(look, attempts=CONFIRM_ATTEMPTS)
+        except Exhausted as gave_up:
+            if isinstance(gave_up.last, _NotFound):
+                raise error from None  # the mailbox says it never arrived: as transient as it was
+        if email.draft:
+            raise TransientError(f"{error.message}; the mailbox could not be searched either", "provider_timeout")
+        raise PermanentError(
+            f"{error.message}; the message may have been sent and the mailbox could not be searched: check the "
+            "Sent folder before using retry", "outcome_unknown",
+        )
+
+    def _request(self, method: str, url: str, timeout: Any = None, **kwargs: Any) -> requests.Response:
+        """The HTTP call; _Ambiguous when it may have reached Gmail and no answer came back."""
+        from google.auth import exceptions as auth_exceptions
+
+        try:
+            return self.session().request(method, url, timeout=timeout or self.timeout, **kwargs)
+        except auth_exceptions.TransportError as exc:  # the token refresh, before any Gmail request
+            raise TransientError(f"could not refresh Gmail credentials: {exc}", "provider_unreachable") from None
+        except auth_exceptions.GoogleAuthError as exc:
+            raise PermanentError(f"Gmail credentials are not usable: {exc}", "provider_auth") from None
+        except requests.ConnectionError as exc:
+            if certainly_unsent(exc):
+                raise TransientError(f"Gmail unreachable: {type(exc).__name__}", "provider_unreachable") from None
+            raise _Ambiguous(TransientError(f"Gmail's answer was lost: {type(exc).__name__}", "provider_unreachable")) from None
+        except requests.Timeout:  # a read timeout: the request was sent
+            raise _Ambiguous(TransientError("Gmail did not answer in time", "provider_timeout")) from None
+
+
+class _Ambiguous(Exception):
+    """The request may have reached Gmail; `error` is what to report if it did not."""
+
+    def __init__(self, error: OutreachError):
+        super().__init__(error.message)
+        self.error = error

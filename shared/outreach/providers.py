@@ -14,38 +14,12 @@ pipeline's commit) and `deliver(db, batch, email) -> providerIds`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Protocol
 
+from shared.outreach.outgoing import OutgoingEmail  # re-exported: the pipeline and tests import it from here
 from shared.settings import Settings, get_settings
-from shared.store import mail, runs
-
-
-@dataclasses.dataclass(frozen=True)
-class OutgoingEmail:
-    to: str
-    subject: str
-    text: str
-    html: str
-    run_id: str
-    lead_id: str
-    step: str  # "email-send" or "email-draft": also the receipt's action id
-    draft: bool
-
-    @property
-    def idempotency_key(self) -> str:
-        return runs.idempotency_key(self.run_id, self.lead_id, self.step)
-
-    @property
-    def done_status(self) -> str:
-        """The lead's status once this message is delivered."""
-        return "drafted" if self.draft else "sent"
-
-    @property
-    def message_id(self) -> str:
-        """The mail/mail_drafts document id: one per (run, lead, step), never two."""
-        return f"{self.run_id}-{self.lead_id}-{self.step}"
+from shared.store import mail
 
 
 class Provider(Protocol):
@@ -86,7 +60,7 @@ def build_provider(settings: Settings) -> Provider:
     if settings.email_provider == "gmail":
         from shared.outreach.gmail import GmailProvider
 
-        return GmailProvider(sender=settings.gmail_sender)
+        return GmailProvider(sender=settings.gmail_sender, base_url=settings.gmail_api_base_url)
     return MailCollectionProvider()
 
 

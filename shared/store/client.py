@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-import random
-import time
+import uuid
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from shared.retry import Exhausted, Policy
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -15,13 +16,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # gRPC's default reconnect backoff (1 s x 1.6^n, up to 120 s) kept an instance answering
-# 503 for ~13 s after a 30-60 s outage had ended; capped at 2 s it recovers in ~2 s
-# (docs/reliability.md, finding 2). One reconnect attempt per 2 s per instance costs nothing.
+# 503 for ~13 s after a 30-60 s outage had ended; capped at 2 s it recovers in ~2 s.
+# One reconnect attempt per 2 s per instance costs nothing.
 RECONNECT_BACKOFF_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
+# The firestore_v1 release whose private names tune_library_defaults() relies on;
+# tests/test_store_client.py fails loudly when the installed library is another one.
+TUNED_FOR = "2.34.1"
+# Markers of write_if_unchanged's commits; Firestore's TTL policy on `expireAt` deletes
+# them (firestore.indexes.json), a day being far longer than any commit's retries.
+WRITE_MARKERS = "write_markers"
+MARKER_LIFETIME = dt.timedelta(days=1)
 
 
 @functools.cache
@@ -30,18 +38,21 @@ def get_db() -> "firestore.Client":
     # switches it to anonymous credentials.
     from google.cloud import firestore
 
-    shorten_reconnect_backoff()
+    tune_library_defaults()
     client = firestore.Client(project=get_settings().google_cloud_project)
     bound_retries(client, get_settings().firestore_deadline_seconds)
     return client
 
 
-def shorten_reconnect_backoff() -> None:
-    """Adds RECONNECT_BACKOFF_OPTIONS to the channel options every Firestore client uses.
+def tune_library_defaults() -> None:
+    """The one place that reaches into google-cloud-firestore's internals (TUNED_FOR).
 
-    firestore.Client takes no channel options; it builds its channel (for the emulator
-    and for production alike) from these two module lists, so they are extended once,
-    before the first client creates its channel.
+    firestore.Client takes neither channel options nor a transport: it builds its
+    channel (emulator and production alike) from two module lists, so
+    RECONNECT_BACKOFF_OPTIONS are added to them once, before the first client makes its
+    channel. Measured (docs/reliability.md, finding 2): after a 30-60 s outage an
+    instance answered 503 for ~13 s with gRPC's default reconnect backoff, ~2 s with
+    this. The public alternative, per-call arguments, cannot reach a channel option.
     """
     from google.cloud.firestore_v1 import base_client
 
@@ -50,12 +61,15 @@ def shorten_reconnect_backoff() -> None:
 
 
 def bound_retries(client: "firestore.Client", deadline: float) -> None:
-    """Caps every RPC's retry deadline and timeout.
+    """Caps every RPC's retry deadline and timeout (the second use of TUNED_FOR's internals).
 
     The generated client retries an unreachable Firestore for up to 300 s per call
-    (batch_get_documents, run_query), so a request would hang until the function's
-    own timeout instead of answering 503 + Retry-After. The client offers no public
-    default for this, so the bound is applied to its wrapped methods once, here.
+    (batch_get_documents, run_query), so a request would hang until the function's own
+    timeout instead of answering 503 + Retry-After. Public per-call `retry=`/`timeout=`
+    arguments would have to be passed at each of the ~40 reads and commits spread over
+    every store module, and one forgotten call is a 300 s hang again; the library has no
+    public default, so the bound is applied to its wrapped methods once, here
+    (docs/reliability.md, "Public APIs").
     """
     transport = client._firestore_api._transport
     for wrapped in transport._wrapped_methods.values():
@@ -63,6 +77,57 @@ def bound_retries(client: "firestore.Client", deadline: float) -> None:
             wrapped._retry = wrapped._retry.with_timeout(deadline)
         if isinstance(getattr(wrapped, "_timeout", None), (int, float)):
             wrapped._timeout = min(wrapped._timeout, deadline)
+
+
+class MarkedBatch:
+    """A WriteBatch that proves whether it landed: it also creates write_markers/{id}.
+
+    Firestore's client re-sends a commit whose answer was lost (UNAVAILABLE or
+    RESOURCE_EXHAUSTED: the library's default retry of Commit). When the first send had
+    landed, the re-sent one fails its own preconditions, FailedPrecondition or
+    AlreadyExists, exactly as if another writer had come first. The marker tells the two
+    apart: a commit is atomic, so the marker exists if and only if every write of the
+    batch landed. It is read only after such a failure (docs/reliability.md, "Lost
+    commit answers").
+    """
+
+    def __init__(self, db: "firestore.Client"):
+        self._batch = db.batch()
+        self.marker = db.collection(WRITE_MARKERS).document(uuid.uuid4().hex)
+
+    def create(self, reference: Any, document_data: dict[str, Any]) -> None:
+        self._batch.create(reference, document_data)
+
+    def set(self, reference: Any, document_data: dict[str, Any], merge: Any = False) -> None:
+        self._batch.set(reference, document_data, merge=merge)
+
+    def update(self, reference: Any, field_updates: dict[str, Any], option: Any = None) -> None:
+        self._batch.update(reference, field_updates, option=option)
+
+    def delete(self, reference: Any, option: Any = None) -> None:
+        self._batch.delete(reference, option=option)
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def commit(self) -> list[Any]:
+        """Commits the writes and the marker; FailedPrecondition/AlreadyExists as the batch would."""
+        from shared import clock
+
+        self._batch.create(self.marker, {"expireAt": clock.now() + MARKER_LIFETIME})
+        return self._batch.commit()
+
+    def landed(self) -> bool:
+        """After a failed commit: did an earlier send of this very commit land?"""
+        return self.marker.get().exists
+
+
+class _Raced(Exception):
+    """Another writer changed `ref` between write_if_unchanged's read and its commit."""
+
+
+# Contenders that collided spread apart: 20 ms, 40 ms, ... of random pause.
+CONFLICTING_WRITES = Policy("a compare-and-set write that met another writer", retry_on=(_Raced,), initial=0.02, maximum=60.0)
 
 
 def write_if_unchanged(
@@ -76,6 +141,9 @@ def write_if_unchanged(
     writer first means FailedPrecondition, or AlreadyExists when `ref` did not exist, and it
     is read and done again, as a transaction would retry. AlreadyExists while `ref` existed
     comes from another document `body` creates, and is the caller's to handle.
+    A commit that landed but whose answer was lost (the client re-sent it, and the copy
+    failed on the first one's effects) is this call's success, not a competitor's:
+    MarkedBatch tells them apart.
 
     Why not a transaction: a transaction's reads lock the document until it commits, and
     a process killed in between leaves the lock for Firestore to expire 60 s later; every
@@ -84,23 +152,27 @@ def write_if_unchanged(
     """
     from google.api_core import exceptions as gexc
 
-    for attempt in range(attempts):
+    def once() -> T:
         snapshot = ref.get()
-        batch = db.batch()
+        batch = MarkedBatch(db)
         unchanged = db.write_option(last_update_time=snapshot.update_time) if snapshot.exists else None
         result = body(snapshot, batch, unchanged)
         if not len(batch):
             return result
         try:
             batch.commit()
-            return result
-        except gexc.FailedPrecondition:
-            pause_before_retry(attempt)
-        except gexc.AlreadyExists:
-            if snapshot.exists:
+        except (gexc.FailedPrecondition, gexc.AlreadyExists) as exc:
+            if batch.landed():
+                return result
+            if isinstance(exc, gexc.AlreadyExists) and snapshot.exists:
                 raise
-            pause_before_retry(attempt)
-    raise gexc.Aborted(f"{ref.path} kept changing during {attempts} attempts to update it")
+            raise _Raced() from exc
+        return result
+
+    try:
+        return CONFLICTING_WRITES.call(once, attempts=attempts)
+    except Exhausted:
+        raise gexc.Aborted(f"{ref.path} kept changing during {attempts} attempts to update it") from None
 
 
 def as_dict(snapshot: Any) -> dict[str, Any] | None:
@@ -123,11 +195,6 @@ def queue_replace(batch: Any, ref: Any, existing: dict[str, Any] | None, documen
         return
     dropped = {key: firestore.DELETE_FIELD for key in existing if key not in document}
     batch.update(ref, {**dropped, **document}, option=unchanged)
-
-
-def pause_before_retry(attempt: int, cap: float = float("inf")) -> None:
-    """Sleeps a random 0 to 20 ms x 2^attempt (at most `cap`), so contenders spread apart."""
-    time.sleep(random.uniform(0, min(cap, 0.02 * 2**attempt)))
 
 
 def newest_first(collection: Any, after: "tuple[Any, str] | None") -> Any:

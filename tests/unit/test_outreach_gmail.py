@@ -1,11 +1,12 @@
-"""The Gmail provider's request building and error classification, on recorded
-response shapes (no network: the session is a stand-in that records the call)."""
+"""The Gmail provider over real HTTP against tools/gmail_server.py, a local server speaking
+the Gmail API's wire format: the requests it makes, how it sorts Google's errors, and how it
+resolves a send whose answer was lost (docs/reliability.md, "Ambiguous sends")."""
 
 from __future__ import annotations
 
 import base64
 import email
-import json
+import socket
 from email import policy
 
 import pytest
@@ -14,122 +15,208 @@ import requests
 from shared.outreach import gmail
 from shared.outreach.errors import PermanentError, TransientError
 from shared.outreach.providers import OutgoingEmail
+from shared.retry import Policy
+from tools.gmail_server import GmailServer
 
 SEND = OutgoingEmail(
     to="ada@example.com", subject="Hi Ada", text="Hello Ada\nBye", html="<p>Hello Ada<br>Bye</p>",
     run_id="run-1", lead_id="lead-000007", step="email-send", draft=False,
 )
 DRAFT = OutgoingEmail(**{**SEND.__dict__, "step": "email-draft", "draft": True})
-
-# Shapes as the Gmail API documents and returns them.
-SENT_BODY = {"id": "18c1f2a3b4c5d6e7", "threadId": "18c1f2a3b4c5d6e7", "labelIds": ["SENT"]}
-DRAFT_BODY = {"id": "r-1234567890", "message": {"id": "18c1f2a3b4c5d6e8", "threadId": "18c1f2a3b4c5d6e8"}}
-
-
-def google_error(status: int, message: str, reason: str, status_text: str) -> dict:
-    return {"error": {"code": status, "message": message, "status": status_text,
-                      "errors": [{"message": message, "domain": "global", "reason": reason}]}}
+# The tests' read timeout, and a `delay` fault longer than it.
+READ_TIMEOUT = 0.5
+LATE = 1.5
+QUICK_CONFIRM = Policy("the mailbox search, quickly", retry_on=gmail.CONFIRM_SEND.retry_on, initial=0.01, maximum=0.02)
 
 
-def response(status: int, body: dict | None = None) -> requests.Response:
-    made = requests.Response()
-    made.status_code = status
-    made._content = json.dumps(body or {}).encode()
-    made.headers["Content-Type"] = "application/json"
-    made.reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "")
-    return made
+@pytest.fixture(scope="module")
+def running():
+    with GmailServer() as server:
+        yield server
 
 
-class RecordingSession:
-    def __init__(self, answer):
-        self.answer = answer
-        self.calls = []
-
-    def post(self, url, json=None, timeout=None):
-        self.calls.append({"url": url, "json": json, "timeout": timeout})
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
+@pytest.fixture
+def server(running):
+    running.reset()
+    return running
 
 
-def decode(raw: str) -> email.message.EmailMessage:
-    return email.message_from_bytes(base64.urlsafe_b64decode(raw), policy=policy.default)
+def provider(server, sender="ops@example.com", **kwargs):
+    return gmail.GmailProvider(
+        sender=sender, session=requests.Session(), base_url=server.base_url, timeout=(2, READ_TIMEOUT),
+        confirm=QUICK_CONFIRM, **kwargs,
+    )
 
 
-def test_send_posts_a_raw_rfc2822_message_to_messages_send():
-    session = RecordingSession(response(200, SENT_BODY))
-    ids = gmail.GmailProvider(sender="ops@example.com", session=session).deliver(None, None, SEND)
-    assert ids == {"gmailMessageId": "18c1f2a3b4c5d6e7", "gmailThreadId": "18c1f2a3b4c5d6e7"}
-    (call,) = session.calls
-    assert call["url"] == "https://gmail.googleapis.com/gmail/v1/users/me/messages/send"
-    assert set(call["json"]) == {"raw"}
-    message = decode(call["json"]["raw"])
+def decode(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=policy.default)
+
+
+def test_send_posts_a_raw_rfc2822_message_to_messages_send(server):
+    ids = provider(server).deliver(None, None, SEND)
+    (sent,) = server.sent()
+    assert ids == {"gmailMessageId": sent.id, "gmailThreadId": sent.thread_id}
+    assert dict(server.calls) == {"messages.send": 1}
+    assert gmail.request_for(SEND, "")[0] == "https://gmail.googleapis.com/gmail/v1/users/me/messages/send"
+    assert set(gmail.request_for(SEND, "")[1]) == {"raw"}
+    message = decode(sent.raw)
     assert message["To"] == "ada@example.com" and message["From"] == "ops@example.com"
     assert message["Subject"] == "Hi Ada"
     assert message["X-Mission-Control-Key"] == "run-1:lead-000007:email-send"
+    assert message["Message-ID"] == "<run-1.lead-000007.email-send@example.com>"
     assert message.get_body(("plain",)).get_content().strip() == "Hello Ada\nBye"
     assert "<br>" in message.get_body(("html",)).get_content()
 
 
-def test_draft_posts_to_drafts_create_and_never_sends():
-    session = RecordingSession(response(200, DRAFT_BODY))
-    ids = gmail.GmailProvider(session=session).deliver(None, None, DRAFT)
-    assert ids == {"gmailDraftId": "r-1234567890", "gmailMessageId": "18c1f2a3b4c5d6e8"}
-    (call,) = session.calls
-    assert call["url"] == "https://gmail.googleapis.com/gmail/v1/users/me/drafts"
-    assert "send" not in call["url"]
-    assert decode(call["json"]["message"]["raw"])["Subject"] == "Hi Ada"
+def test_the_message_id_is_the_same_for_every_attempt_and_differs_per_step():
+    assert gmail.message_id_header(SEND, "") == gmail.message_id_header(SEND, "") == "<run-1.lead-000007.email-send@mission-control.local>"
+    assert gmail.message_id_header(DRAFT, "") != gmail.message_id_header(SEND, "")
+
+
+def test_draft_posts_to_drafts_create_and_never_sends(server):
+    ids = provider(server).deliver(None, None, DRAFT)
+    (drafted,) = server.draft_messages()
+    assert ids == {"gmailDraftId": next(iter(server.drafts)), "gmailMessageId": drafted.id}
+    assert server.sent() == []
+    assert dict(server.calls) == {"drafts.create": 1}
+    url = gmail.request_for(DRAFT, "")[0]
+    assert url == "https://gmail.googleapis.com/gmail/v1/users/me/drafts"
+    assert "send" not in url
+    assert decode(drafted.raw)["Subject"] == "Hi Ada"
 
 
 def test_raw_is_base64url_without_plus_or_slash():
     raw = gmail.raw(OutgoingEmail(**{**SEND.__dict__, "text": "?" * 500 + "ÿ" * 50}), "")
     assert "+" not in raw and "/" not in raw
+    assert base64.urlsafe_b64decode(raw)
 
 
 @pytest.mark.parametrize(
-    "status, body, kind, code",
+    "status, reason, message, kind, code",
     [
-        (429, google_error(429, "Too many concurrent requests for user", "rateLimitExceeded", "RESOURCE_EXHAUSTED"), TransientError, "provider_transient"),
-        (403, google_error(403, "User-rate limit exceeded", "userRateLimitExceeded", "PERMISSION_DENIED"), TransientError, "provider_transient"),
-        (500, google_error(500, "Backend Error", "backendError", "INTERNAL"), TransientError, "provider_transient"),
-        (503, google_error(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"), TransientError, "provider_transient"),
-        (400, google_error(400, "Invalid To header", "invalidArgument", "INVALID_ARGUMENT"), PermanentError, "provider_rejected"),
-        (403, google_error(403, "Request had insufficient authentication scopes.", "insufficientPermissions", "PERMISSION_DENIED"), PermanentError, "provider_rejected"),
+        (429, "rateLimitExceeded", "Too many concurrent requests for user", TransientError, "provider_transient"),
+        (403, "userRateLimitExceeded", "User-rate limit exceeded", TransientError, "provider_transient"),
+        (403, "rateLimitExceeded", "Rate Limit Exceeded", TransientError, "provider_transient"),
+        (500, "backendError", "Backend Error", TransientError, "provider_transient"),
+        (503, "backendError", "The service is currently unavailable.", TransientError, "provider_transient"),
+        (400, "invalidArgument", "Invalid To header", PermanentError, "provider_rejected"),
+        (403, "insufficientPermissions", "Request had insufficient authentication scopes.", PermanentError, "provider_rejected"),
+        (401, "authError", "Invalid Credentials", PermanentError, "provider_rejected"),
     ],
 )
-def test_error_responses_are_classified(status, body, kind, code):
-    session = RecordingSession(response(status, body))
+def test_error_responses_are_classified(server, status, reason, message, kind, code):
+    server.fail("messages.send", status=status, reason=reason, message=message)
     with pytest.raises(kind) as caught:
-        gmail.GmailProvider(session=session).deliver(None, None, SEND)
+        provider(server).deliver(None, None, SEND)
     assert caught.value.code == code
-    assert body["error"]["message"] in caught.value.message
+    assert message in caught.value.message
+    assert server.sent() == []
+    # Only a 5xx may have come after the message was accepted: only then is the mailbox searched.
+    assert (server.calls["messages.list"] > 0) == (status >= 500)
 
 
-def test_an_error_body_that_is_not_json_still_classifies():
-    broken = response(502)
-    broken._content = b"<html>Bad Gateway</html>"
+def test_a_429_carries_retry_after_and_sends_nothing(server):
+    server.rate_limited("messages.send", retry_after=7)
+    response = requests.post(f"{server.base_url}/gmail/v1/users/me/messages/send", json={"raw": gmail.raw(SEND, "")}, timeout=5)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "7"
+    assert response.json()["error"]["errors"][0]["reason"] == "rateLimitExceeded"
+    assert response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert server.sent() == []
+
+
+def test_an_error_body_that_is_not_json_still_classifies(server):
+    server.fail("messages.send", status=502, text="<html>Bad Gateway</html>")
     with pytest.raises(TransientError):
-        gmail.GmailProvider(session=RecordingSession(broken)).deliver(None, None, SEND)
+        provider(server).deliver(None, None, SEND)
 
 
 def test_connection_failure_is_transient():
-    session = RecordingSession(requests.ConnectionError("refused"))
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket is closed
+    unreachable = gmail.GmailProvider(session=requests.Session(), base_url=f"http://127.0.0.1:{port}", timeout=(2, 1))
     with pytest.raises(TransientError) as caught:
-        gmail.GmailProvider(session=session).deliver(None, None, SEND)
+        unreachable.deliver(None, None, SEND)
     assert caught.value.code == "provider_unreachable"
 
 
-def test_a_send_without_an_answer_is_not_retried_it_may_have_gone_out():
-    session = RecordingSession(requests.ReadTimeout("slow"))
-    with pytest.raises(PermanentError) as caught:
-        gmail.GmailProvider(session=session).deliver(None, None, SEND)
-    assert caught.value.code == "outcome_unknown"
+@pytest.mark.parametrize("fault", ["accepted_then_dropped", "accepted_then_500", "accepted_then_late"])
+def test_a_send_whose_answer_was_lost_is_found_in_the_mailbox_and_adopted(server, fault):
+    getattr(server, fault)("messages.send", **({"seconds": LATE} if fault == "accepted_then_late" else {}))
+    ids = provider(server).deliver(None, None, SEND)
+    (sent,) = server.sent()
+    assert ids == {"gmailMessageId": sent.id, "gmailThreadId": sent.thread_id}
+    assert server.calls["messages.send"] == 1, "sent twice"
+    assert server.calls["messages.list"] >= 1
 
 
-def test_a_draft_without_an_answer_is_retried():
-    session = RecordingSession(requests.ReadTimeout("slow"))
+def test_a_draft_whose_answer_was_lost_is_found_among_the_drafts(server):
+    server.accepted_then_dropped("drafts.create")
+    ids = provider(server).deliver(None, None, DRAFT)
+    (drafted,) = server.draft_messages()
+    assert ids == {"gmailDraftId": next(iter(server.drafts)), "gmailMessageId": drafted.id}
+    assert server.calls["drafts.create"] == 1 and server.calls["drafts.list"] >= 1
+
+
+def test_a_lost_answer_that_never_reached_the_mailbox_is_transient_and_the_retry_sends_once(server):
+    server.fail("messages.send", drop=True)  # the line drops before Gmail accepted anything
+    gmail_provider = provider(server)
     with pytest.raises(TransientError):
-        gmail.GmailProvider(session=session).deliver(None, None, DRAFT)
+        gmail_provider.deliver(None, None, SEND)
+    assert server.sent() == [] and server.calls["messages.list"] == gmail.CONFIRM_ATTEMPTS
+    gmail_provider.deliver(None, None, SEND)
+    assert len(server.sent()) == 1
+
+
+def test_a_send_without_an_answer_is_not_retried_it_may_have_gone_out(server):
+    server.accepted_then_late("messages.send", seconds=LATE)
+    server.fail("messages.list", status=503, reason="backendError", times=gmail.CONFIRM_ATTEMPTS)
+    with pytest.raises(PermanentError) as caught:
+        provider(server).deliver(None, None, SEND)
+    assert caught.value.code == "outcome_unknown"
+    assert server.calls["messages.send"] == 1 and len(server.sent()) == 1
+
+
+def test_a_draft_without_an_answer_is_retried(server):
+    server.accepted_then_late("drafts.create", seconds=LATE)
+    server.fail("drafts.list", drop=True, times=gmail.CONFIRM_ATTEMPTS)
+    with pytest.raises(TransientError):
+        provider(server).deliver(None, None, DRAFT)
+
+
+def test_the_server_speaks_the_rest_of_the_drafts_api(server):
+    """drafts.get/update/send/list/delete and messages.get, as other engineers use them."""
+    base = f"{server.base_url}/gmail/v1/users/me"
+    draft = requests.post(f"{base}/drafts", json={"message": {"raw": gmail.raw(DRAFT, "")}}, timeout=5).json()
+    got = requests.get(f"{base}/drafts/{draft['id']}", timeout=5).json()
+    assert got["message"]["labelIds"] == ["DRAFT"]
+    updated = requests.put(f"{base}/drafts/{draft['id']}", json={"message": {"raw": gmail.raw(SEND, "")}}, timeout=5).json()
+    assert updated["id"] == draft["id"] and updated["message"]["id"] != draft["message"]["id"]
+    listed = requests.get(f"{base}/drafts", params={"q": f"rfc822msgid:{gmail.message_id_header(SEND, '')}"}, timeout=5).json()
+    assert [d["id"] for d in listed["drafts"]] == [draft["id"]]
+    sent = requests.post(f"{base}/drafts/send", json={"id": draft["id"]}, timeout=5).json()
+    assert sent["labelIds"] == ["SENT"]
+    assert requests.get(f"{base}/drafts/{draft['id']}", timeout=5).json()["error"]["code"] == 404
+    raw = requests.get(f"{base}/messages/{sent['id']}", params={"format": "raw"}, timeout=5).json()["raw"]
+    assert decode(base64.urlsafe_b64decode(raw))["Subject"] == "Hi Ada"
+    other = requests.post(f"{base}/drafts", json={"message": {"raw": gmail.raw(DRAFT, "")}}, timeout=5).json()
+    assert requests.delete(f"{base}/drafts/{other['id']}", timeout=5).status_code == 204
+    assert requests.get(f"{base}/drafts", timeout=5).json() == {"resultSizeEstimate": 0}
+
+
+def test_the_server_answers_daily_limit_and_auth_errors_in_googles_envelope(running):
+    server = running
+    server.reset()
+    server.daily_limit("messages.send")
+    answer = requests.post(f"{server.base_url}/gmail/v1/users/me/messages/send", json={"raw": gmail.raw(SEND, "")}, timeout=5)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["errors"][0] == {
+        "message": "Daily user sending quota exceeded", "domain": "usageLimits", "reason": "dailyLimitExceeded"}
+    with GmailServer(require_token="t0ken") as guarded:
+        denied = requests.get(f"{guarded.base_url}/gmail/v1/users/me/drafts", timeout=5)
+        assert denied.status_code == 401 and denied.json()["error"]["errors"][0]["reason"] == "authError"
+        allowed = requests.get(f"{guarded.base_url}/gmail/v1/users/me/drafts", headers={"Authorization": "Bearer t0ken"}, timeout=5)
+        assert allowed.status_code == 200
 
 
 def test_provider_is_selected_by_configuration(configure):
@@ -137,6 +224,7 @@ def test_provider_is_selected_by_configuration(configure):
     from shared.settings import get_settings
 
     assert isinstance(build_provider(get_settings()), MailCollectionProvider)
-    configure(EMAIL_PROVIDER="gmail", GMAIL_SENDER="ops@example.com")
+    configure(EMAIL_PROVIDER="gmail", GMAIL_SENDER="ops@example.com", GMAIL_API_BASE_URL="http://127.0.0.1:8025/")
     provider = build_provider(get_settings())
     assert isinstance(provider, gmail.GmailProvider) and provider.sender == "ops@example.com" and provider.external
+    assert provider.base_url == "http://127.0.0.1:8025"
