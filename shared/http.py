@@ -186,6 +186,7 @@ class Router:
         return response
 
     def _handle(self, request: flask.Request, request_id: str) -> flask.Response:
+        auth.refuse_unsafe_auth_off()
         adapter = self._map.bind("localhost", path_info=request.path)
         if request.method == "OPTIONS":
             return _preflight(adapter, request.path)

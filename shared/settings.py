@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         "securetoken@system.gserviceaccount.com"
     )
 
+    # Set by the emulators' tooling; read to decide what AUTH_MODE and emulator tokens allow.
+    firestore_emulator_host: str = ""
+    firebase_auth_emulator_host: str = ""
+
     worker_url: str = "http://127.0.0.1:5000"
     worker_time_budget_seconds: float = Field(default=50.0, gt=0)
     worker_lease_seconds: float = Field(default=120.0, gt=0)
