@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     region: str = "us-central1"
     build_version: str = "dev"
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
     firestore_deadline_seconds: float = Field(default=15.0, gt=0)
 
