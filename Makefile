@@ -67,7 +67,7 @@ lint: $(STAMP)
 # SMOKE_ID_TOKEN in the environment.
 SMOKE_URL ?= http://127.0.0.1:5000
 smoke:
-	scripts/smoke "$(SMOKE_URL)" $(if $(EXPECT_VERSION),--expect-version "$(EXPECT_VERSION)")
+	scripts/smoke "$(SMOKE_URL)" $(if $(EXPECT_VERSION),--expect-version "$(EXPECT_VERSION)" --expect-sign-in)
 
 # A long schemathesis run over every operation (make test runs a bounded one).
 fuzz: $(STAMP)
