@@ -11,7 +11,6 @@ Cloud Run's own request log carries the request line, so JSON mode writes none.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import sys
@@ -39,25 +38,39 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-@functools.cache
-def configure() -> None:
-    settings = get_settings()
-    root = logging.getLogger()
-    if settings.log_format == "text":
-        if not any(isinstance(h.formatter, TextFormatter) for h in root.handlers):
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(TextFormatter())
-            root.addHandler(handler)
-    else:
-        from google.cloud.logging_v2.handlers import StructuredLogHandler
+_configured: tuple | None = None
 
-        if not any(isinstance(h, StructuredLogHandler) for h in root.handlers):
-            root.addHandler(StructuredLogHandler(project_id=settings.google_cloud_project))
-    root.setLevel(settings.log_level.upper())
+
+def configure() -> None:
+    """Installs the handler LOG_FORMAT names; a no-op until the settings change (every request calls it)."""
+    global _configured
+    settings = get_settings()
+    key = (settings.log_format, settings.log_level.upper(), settings.google_cloud_project, settings.auth_enabled)
+    if key != _configured:
+        _configure(*key)
+        _configured = key
+
+
+def _configure(log_format: str, level: str, project: str, auth_enabled: bool) -> None:
+    from google.cloud.logging_v2.handlers import StructuredLogHandler
+
+    root = logging.getLogger()
+    text = log_format == "text"
+    # One handler of the format asked for; a test that switches format swaps it.
+    for handler in list(root.handlers):
+        if isinstance(handler, StructuredLogHandler) and text or isinstance(handler.formatter, TextFormatter) and not text:
+            root.removeHandler(handler)
+    if text and not any(isinstance(h.formatter, TextFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(TextFormatter())
+        root.addHandler(handler)
+    if not text and not any(isinstance(h, StructuredLogHandler) for h in root.handlers):
+        root.addHandler(StructuredLogHandler(project_id=project))
+    root.setLevel(level)
     # One line per request is ours to write; the HTTP libraries' chatter is not.
     for noisy in ("urllib3", "google.auth", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not settings.auth_enabled:
+    if not auth_enabled:
         logging.getLogger("mission_control.auth").warning(
             "AUTH_MODE=off: every request is accepted without a token. Local runs and tests only."
         )

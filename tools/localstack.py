@@ -452,8 +452,9 @@ class Sweeper:
         self._stopped.set()
 
 
-def sweep_interval_seconds() -> float:
-    return float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
+def sweep_interval_seconds(env: dict[str, str] | None = None) -> float:
+    """SWEEP_INTERVAL_SECONDS from the stack's env, else the process's; 60 as Scheduler runs it; 0 = off."""
+    return float((env or {}).get("SWEEP_INTERVAL_SECONDS") or os.environ.get("SWEEP_INTERVAL_SECONDS") or 60)
 
 
 @dataclass
@@ -527,7 +528,7 @@ def start_stack(
     router.function_urls.update({n: f.url for n, f in functions.items()})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    interval = sweep_interval_seconds() if sweep_interval is None else sweep_interval
+    interval = sweep_interval_seconds(env) if sweep_interval is None else sweep_interval
     sweeper = Sweeper(f"{hosting_url}/api/jobs/sweep", interval).start() if interval > 0 else None
     return Stack(hosting_url, emulator, functions, server, thread, sweeper)
 

@@ -255,3 +255,11 @@ def socket_taken():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+def test_the_sweep_interval_comes_from_the_stack_env_then_the_process(monkeypatch):
+    monkeypatch.delenv("SWEEP_INTERVAL_SECONDS", raising=False)
+    assert localstack.sweep_interval_seconds() == 60
+    monkeypatch.setenv("SWEEP_INTERVAL_SECONDS", "0")
+    assert localstack.sweep_interval_seconds() == 0
+    assert localstack.sweep_interval_seconds({"SWEEP_INTERVAL_SECONDS": "0.5"}) == 0.5
