@@ -73,6 +73,8 @@ def test_worker_refuses_user_tokens_and_missing_worker_tokens(secured_stack):
     assert requests.post(url, json={}, headers={"X-Worker-Token": "x" * 43}, timeout=15).status_code in (403, 404)
 
 
+# `make test` installs firebase-tools first (browser-deps); `make test-fast` must work without Node.
+@pytest.mark.skipif(not localstack.FIREBASE_CLI.exists(), reason="firebase-tools is not installed: run `make node-deps`")
 def test_make_dev_auth_emulator_signs_in_through_the_real_auth_emulator(emulator, tmp_path):
     """`make dev AUTH=emulator` as a developer runs it: 401 without a token, 403 off the
     allow-list, 200 for an allowed account signed in at the emulator; init.json names it."""
