@@ -171,6 +171,7 @@ class AuthEmulator:
     host: str
     project: str
     process: subprocess.Popen | None = None
+    workdir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -204,6 +205,8 @@ class AuthEmulator:
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_auth_emulator(port: int, project: str, log_path: Path | None = None, timeout: float = 120) -> AuthEmulator:
@@ -235,8 +238,9 @@ def start_auth_emulator(port: int, project: str, log_path: Path | None = None, t
         wait_for_http(f"http://{host}/", timeout, process)
     except StackError:
         stop(process)
-        raise StackError(f"the Firebase Auth emulator did not start on {host}. " + AUTH_INSTALL_HINT) from None
-    return AuthEmulator(host=host, project=project, process=process)
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise StackError(f"the Firebase Auth emulator did not start on {host} (its log: {log_path}). " + AUTH_INSTALL_HINT) from None
+    return AuthEmulator(host=host, project=project, process=process, workdir=workdir)
 
 
 # --- Functions ----------------------------------------------------------------
@@ -313,8 +317,8 @@ class HostingConfig:
         return next((name for pattern, name in self.rewrites if pattern.fullmatch(path)), None)
 
 
-def router_timeout_seconds() -> float:
-    return float(os.environ.get("ROUTER_TIMEOUT_SECONDS", HOSTING_TIMEOUT_SECONDS))
+def router_timeout_seconds(env: dict[str, str] | None = None) -> float:
+    return float((env or {}).get("ROUTER_TIMEOUT_SECONDS") or os.environ.get("ROUTER_TIMEOUT_SECONDS") or HOSTING_TIMEOUT_SECONDS)
 
 
 def init_json(env: dict[str, str]) -> dict[str, str]:
@@ -504,7 +508,7 @@ def start_stack(
     """
     hosting_url = f"http://127.0.0.1:{port}"
     merged_env = function_env(emulator, hosting_url, env)
-    router = Router(HostingConfig.load(), {}, init_json(merged_env))
+    router = Router(HostingConfig.load(), {}, init_json(merged_env), router_timeout_seconds(env))
     # Bound here, not by werkzeug, which answers a busy port with sys.exit.
     with socket.socket() as sock:
         try:

@@ -263,3 +263,12 @@ def test_the_sweep_interval_comes_from_the_stack_env_then_the_process(monkeypatc
     monkeypatch.setenv("SWEEP_INTERVAL_SECONDS", "0")
     assert localstack.sweep_interval_seconds() == 0
     assert localstack.sweep_interval_seconds({"SWEEP_INTERVAL_SECONDS": "0.5"}) == 0.5
+
+
+def test_a_stack_started_with_a_lower_router_limit_cuts_at_it(emulator):
+    with localstack.running_stack(
+        emulator=emulator, port=localstack.free_port(), env={"ROUTER_TIMEOUT_SECONDS": "0.001"},
+        names=["templates"], sweep_interval=0,
+    ) as short:
+        response = requests.get(f"{short.url}/api/templates", timeout=10)
+    assert response.status_code == 504 and response.json()["error"]["code"] == "deadline_exceeded"
