@@ -272,3 +272,16 @@ def test_a_stack_started_with_a_lower_router_limit_cuts_at_it(emulator):
     ) as short:
         response = requests.get(f"{short.url}/api/templates", timeout=10)
     assert response.status_code == 504 and response.json()["error"]["code"] == "deadline_exceeded"
+
+
+def test_a_function_that_fails_to_start_stops_the_ones_already_started(emulator):
+    marker = f"stack-{uuid.uuid4().hex}"
+    port = localstack.free_port()
+    with pytest.raises(localstack.StackError):
+        localstack.start_stack(
+            emulator=emulator, port=port, env={"MC_DEV_MARKER": marker}, names=["templates", "no-such-function"],
+            sweep_interval=0,
+        )
+    assert _wait_gone(marker) == []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # the router's port was released too
