@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -56,6 +57,9 @@ def main() -> int:
 
     log_dir = localstack.ROOT / "build" / "dev-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    # The functions write the request lines (with status, time and run id); the router's
+    # own access log would print each request a second time.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     env = {"LOG_FORMAT": "text"}
     with contextlib.ExitStack() as cleanup:
         try:
