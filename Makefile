@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint smoke bench bench-smoke fuzz openapi deploy-dry-run clean browser-deps
+.PHONY: dev test test-fast lint smoke bench bench-smoke fuzz openapi deploy-dry-run clean browser-deps node-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-dev: $(STAMP)
-	$(PY) tools/dev.py
+# `make dev AUTH=emulator` adds the Firebase Auth emulator (firebase-tools from
+# package-lock.json, so Node is needed then and only then).
+AUTH ?= off
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is missing: install Node.js 20+ (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
+node-deps: $(NODE_STAMP)
+
+dev: $(STAMP) $(if $(filter emulator,$(AUTH)),$(NODE_STAMP))
+	$(PY) tools/dev.py --auth $(AUTH)
 
 # Benchmarks run small in every `make test` (figures printed, never asserted as timings);
 # then the whole pytest suite, whose summary is the last thing printed.
@@ -28,7 +40,7 @@ test-fast: $(STAMP)
 
 # The browser suite drives Debian's Chromium (Playwright's own download needs internet).
 CHROMIUM ?= /usr/bin/chromium
-browser-deps:
+browser-deps: $(NODE_STAMP)
 	@if [ -x "$(CHROMIUM)" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing Debian's chromium for the browser tests..."; \
@@ -55,7 +67,7 @@ lint: $(STAMP)
 # SMOKE_ID_TOKEN in the environment.
 SMOKE_URL ?= http://127.0.0.1:5000
 smoke:
-	scripts/smoke "$(SMOKE_URL)" $(if $(EXPECT_VERSION),--expect-version "$(EXPECT_VERSION)")
+	scripts/smoke "$(SMOKE_URL)" $(if $(EXPECT_VERSION),--expect-version "$(EXPECT_VERSION)" --expect-sign-in)
 
 # A long schemathesis run over every operation (make test runs a bounded one).
 fuzz: $(STAMP)
@@ -69,4 +81,4 @@ deploy-dry-run:
 	./deploy.sh --dry-run
 
 clean:
-	rm -rf $(VENV) build .deploy-staging .pytest_cache
+	rm -rf $(VENV) build .deploy-staging .pytest_cache node_modules

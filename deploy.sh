@@ -52,7 +52,8 @@ mkdir -p "$build"
 # The environment every function gets: the operator's file plus the build's version.
 # Auth is enforced in code; a deploy never switches it off.
 if [[ -f "$env_file" ]]; then
-  if grep -Eq '^[[:space:]]*AUTH_MODE[[:space:]]*:[[:space:]]*"?off"?' "$env_file"; then
+  # Any spelling YAML reads as "off": quoted or not, any case, spaces inside the quotes.
+  if grep -Eiq "^[[:space:]]*[\"']?AUTH_MODE[\"']?[[:space:]]*:[[:space:]]*[\"']?[[:space:]]*off[[:space:]]*[\"']?[[:space:]]*(#.*)?\$" "$env_file"; then
     echo "refusing to deploy with AUTH_MODE=off ($env_file)" >&2; exit 1
   fi
   grep -v '^[[:space:]]*BUILD_VERSION[[:space:]]*:' "$env_file" > "$build/env.yaml" || true

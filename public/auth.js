@@ -1,4 +1,10 @@
-// Sign-in when the API checks Firebase ID tokens (config.js auth: "firebase").
+// Sign-in when the API checks Firebase ID tokens.
+//
+// The Firebase web config comes from /__/firebase/init.json (Hosting serves it on every
+// site; the local router serves it too). Sign-in is on unless that document says
+// `authMode: "off"`, which only the local router writes, and only for a stack whose
+// functions run AUTH_MODE=off. `authEmulatorHost` (local router, make dev AUTH=emulator)
+// points the two endpoints below at the Firebase Auth emulator.
 //
 // The Firebase JS SDK would need a CDN or a build step, and this page has neither,
 // so it speaks the two documented REST endpoints the SDK itself uses:
@@ -8,7 +14,7 @@
 // signed in and closing the tab signs out. Google sign-in (popup/redirect) needs the
 // SDK and is not offered; operators use email/password accounts.
 
-import config from "./config.js";
+import defaults from "./config.js";
 import { onApiError, setTokenProvider } from "./api.js";
 import { $, busy, clear, el, showError } from "./ui.js";
 
@@ -16,6 +22,9 @@ const STORE_KEY = "missionControl.refresh";
 const EARLY_REFRESH_MS = 5 * 60 * 1000;
 let session = null; // {idToken, refreshToken, expiresAt, email}
 let refreshing = null;
+// {auth: "firebase"|"off", apiKey, identityToolkitUrl, secureTokenUrl}; set by loadConfig().
+let config = { auth: "firebase", apiKey: "", ...defaults };
+let configError = null;
 
 const MESSAGES = {
   EMAIL_NOT_FOUND: "No account has that email.",
@@ -25,7 +34,7 @@ const MESSAGES = {
   TOO_MANY_ATTEMPTS_TRY_LATER: "Too many attempts: try again later.",
   TOKEN_EXPIRED: "Your session expired: sign in again.",
   INVALID_REFRESH_TOKEN: "Your session expired: sign in again.",
-  API_KEY_INVALID: "config.js has an invalid Firebase apiKey.",
+  API_KEY_INVALID: "The site's Firebase web config has an invalid apiKey.",
 };
 
 export function authEnabled() {
@@ -33,6 +42,27 @@ export function authEnabled() {
 }
 
 class AuthError extends Error {}
+
+/** Reads the web config; when it cannot be read, sign-in stays on and says why (fail closed). */
+async function loadConfig() {
+  let init;
+  try {
+    const response = await fetch(defaults.initJsonUrl, { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    init = await response.json();
+  } catch (err) {
+    configError = `Could not load the site's Firebase config from ${defaults.initJsonUrl} (${err.message}): the page cannot sign in.`;
+    return;
+  }
+  const emulator = typeof init.authEmulatorHost === "string" && init.authEmulatorHost;
+  config = {
+    ...config,
+    auth: init.authMode === "off" ? "off" : "firebase",
+    apiKey: init.apiKey || "",
+    identityToolkitUrl: emulator ? `http://${emulator}/identitytoolkit.googleapis.com/v1` : defaults.identityToolkitUrl,
+    secureTokenUrl: emulator ? `http://${emulator}/securetoken.googleapis.com/v1` : defaults.secureTokenUrl,
+  };
+}
 
 async function post(url, body, form = false) {
   let response;
@@ -142,12 +172,13 @@ function hideSignIn() {
 
 /** Resolves once the page may call the API: at once with auth off, after sign-in otherwise. */
 export async function initAuth() {
+  await loadConfig();
   if (!authEnabled()) {
     renderArea();
     return;
   }
-  if (!config.apiKey) {
-    showSignIn("config.js sets auth to \"firebase\" but has no apiKey: the page cannot sign in.");
+  if (configError || !config.apiKey) {
+    showSignIn(configError || `The Firebase config at ${defaults.initJsonUrl} has no apiKey: the page cannot sign in.`);
     return new Promise(() => {});
   }
   setTokenProvider(currentToken);

@@ -1,21 +1,33 @@
-"""Who is calling: Firebase ID tokens for operators, per-job tokens for the worker."""
+"""Who is calling: Firebase ID tokens for operators, per-job tokens for the worker.
+
+ID tokens are verified by google-auth (`google.oauth2.id_token.verify_token`, the
+call firebase-admin's `auth.verify_id_token` makes itself) against the keys at
+AUTH_CERTS_URL. Tokens of the Firebase Auth emulator are unsigned; they are accepted
+only when FIREBASE_AUTH_EMULATOR_HOST is set and the project is a `demo-` project
+(docs/operations-page.md, "Sign-in").
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
+import logging
 import re
 import secrets
 import threading
 import time
 from typing import Any
 
-from shared.errors import PermissionDenied, Unauthenticated
+from shared.errors import PermissionDenied, Unauthenticated, Unavailable
 from shared.settings import Settings, get_settings
 
 LOCAL_USER_UID = "local-dev"
 _CLOCK_SKEW_SECONDS = 10
 _DEFAULT_CERT_TTL_SECONDS = 3600
+_CERTS_TIMEOUT_SECONDS = 5
+_KEYS_RETRY_AFTER_SECONDS = 5
+logger = logging.getLogger("mission_control.auth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,54 +36,128 @@ class User:
     email: str | None = None
 
 
-class _CertCache:
-    """Google's signing certs rotate daily and say so in Cache-Control: fetch once per max-age."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._certs: dict[str, str] = {}
-        self._url = ""
-        self._expires = 0.0
-
-    def get(self, url: str) -> dict[str, str]:
-        with self._lock:
-            if url == self._url and time.monotonic() < self._expires:
-                return self._certs
-            import requests
-
-            response = requests.get(url, timeout=5)
-            response.raise_for_status()
-            match = re.search(r"max-age=(\d+)", response.headers.get("Cache-Control", ""))
-            ttl = int(match.group(1)) if match else _DEFAULT_CERT_TTL_SECONDS
-            self._certs, self._url = response.json(), url
-            self._expires = time.monotonic() + ttl
-            return self._certs
+class UnsafeAuthMode(RuntimeError):
+    """AUTH_MODE=off outside an emulator-backed demo- project: a configuration error."""
 
 
-_certs = _CertCache()
+def refuse_unsafe_auth_off(settings: Settings | None = None) -> None:
+    """AUTH_MODE=off serves only emulator data of a `demo-` project (which can reach no
+    real resource); anywhere else every request fails closed instead of opening the API."""
+    settings = settings or get_settings()
+    if settings.auth_enabled:
+        return
+    if settings.firestore_emulator_host and settings.google_cloud_project.startswith("demo-"):
+        return
+    logger.error(
+        "REFUSING TO SERVE: AUTH_MODE=off is allowed only with FIRESTORE_EMULATOR_HOST set and a "
+        "demo- project (project %r, FIRESTORE_EMULATOR_HOST %r). Set AUTH_MODE=firebase.",
+        settings.google_cloud_project, settings.firestore_emulator_host or "unset",
+    )
+    raise UnsafeAuthMode("AUTH_MODE=off outside an emulator-backed demo- project")
+
+
+def emulator_tokens_accepted(settings: Settings) -> bool:
+    """The Auth emulator's tokens carry no signature: trust them only where nothing is real."""
+    return bool(settings.firebase_auth_emulator_host) and settings.google_cloud_project.startswith("demo-")
+
+
+def _transport():
+    from google.auth.transport import Request as TransportRequest
+    from google.auth.transport.requests import Request as RequestsRequest
+
+    class CachingRequest(TransportRequest):
+        """google-auth fetches the certs on every verification; Google's certs say in
+        Cache-Control how long they hold (they rotate daily), so answer from a cache
+        until then. Only a 200 is kept: a failed fetch is retried on the next call."""
+
+        def __init__(self) -> None:
+            self._inner = RequestsRequest()
+            self._lock = threading.Lock()
+            self._cache: dict[str, tuple[float, Any]] = {}
+
+        def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
+            if method != "GET":
+                return self._inner(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
+            with self._lock:
+                hit = self._cache.get(url)
+                if hit and time.monotonic() < hit[0]:
+                    return hit[1]
+                response = self._inner(url, method="GET", headers=headers, timeout=timeout or _CERTS_TIMEOUT_SECONDS)
+                if response.status == 200:
+                    match = re.search(r"max-age=(\d+)", response.headers.get("Cache-Control", ""))
+                    ttl = int(match.group(1)) if match else _DEFAULT_CERT_TTL_SECONDS
+                    self._cache[url] = (time.monotonic() + ttl, response)
+                return response
+
+    return CachingRequest()
+
+
+_request = None
+_request_lock = threading.Lock()
+
+
+def _cached_transport():
+    global _request
+    with _request_lock:
+        if _request is None:
+            _request = _transport()
+        return _request
+
+
+def _check_firebase_claims(claims: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    expected_issuer = f"https://securetoken.google.com/{settings.google_cloud_project}"
+    subject = claims.get("sub")
+    if claims.get("iss") != expected_issuer or not isinstance(subject, str) or not subject or len(subject) > 128:
+        raise Unauthenticated("the ID token was not issued for this project")
+    return claims
+
+
+def _verify_emulator_token(token: str, settings: Settings) -> dict[str, Any]:
+    """What firebase-admin checks on an emulator token: the claims, as there is no signature."""
+    from google.auth import jwt
+
+    try:
+        claims = jwt.decode(token, verify=False)
+    except (ValueError, TypeError) as exc:
+        raise Unauthenticated("the ID token is invalid or expired") from exc
+    now = time.time()
+    if (
+        claims.get("aud") != settings.google_cloud_project
+        or not isinstance(claims.get("exp"), (int, float))
+        or claims["exp"] < now - _CLOCK_SKEW_SECONDS
+        or not isinstance(claims.get("iat"), (int, float))
+        or claims["iat"] > now + _CLOCK_SKEW_SECONDS
+    ):
+        raise Unauthenticated("the ID token is invalid or expired")
+    return _check_firebase_claims(claims, settings)
 
 
 def verify_id_token(token: str, settings: Settings) -> dict[str, Any]:
-    """Checks signature, expiry, audience and issuer the way the Firebase Admin SDK does."""
-    from google.auth import exceptions, jwt
+    """Signature, expiry, audience and issuer, by google-auth; a key outage is a 503."""
+    if emulator_tokens_accepted(settings):
+        return _verify_emulator_token(token, settings)
+    from google.auth import exceptions
+    from google.oauth2 import id_token
 
     try:
-        certs = _certs.get(settings.auth_certs_url)
-    except Exception as exc:  # network or parse failure: the caller can retry
-        raise Unauthenticated("could not fetch token signing keys; try again") from exc
-    try:
-        claims = jwt.decode(
+        claims = id_token.verify_token(
             token,
-            certs=certs,
+            _cached_transport(),
             audience=settings.google_cloud_project,
+            certs_url=settings.auth_certs_url,
             clock_skew_in_seconds=_CLOCK_SKEW_SECONDS,
         )
+    except (exceptions.TransportError, json.JSONDecodeError) as exc:
+        # Google's keys unreachable says nothing about the token: signing everyone out
+        # (a 401) would be wrong; the caller retries.
+        logger.warning("could not fetch the ID-token signing keys from %s: %s", settings.auth_certs_url, exc)
+        raise Unavailable(
+            "could not fetch the sign-in keys to check your ID token; try again shortly",
+            retry_after_seconds=_KEYS_RETRY_AFTER_SECONDS,
+        ) from exc
     except (ValueError, exceptions.GoogleAuthError) as exc:
         raise Unauthenticated("the ID token is invalid or expired") from exc
-    expected_issuer = f"https://securetoken.google.com/{settings.google_cloud_project}"
-    if claims.get("iss") != expected_issuer or not claims.get("sub"):
-        raise Unauthenticated("the ID token was not issued for this project")
-    return claims
+    return _check_firebase_claims(claims, settings)
 
 
 def _bearer(headers: Any) -> str | None:
@@ -117,7 +203,7 @@ def optional_user(headers: Any, settings: Settings | None = None) -> User | None
         return None
     try:
         claims = verify_id_token(token, settings)
-    except Unauthenticated:
+    except (Unauthenticated, Unavailable):
         return None
     return User(uid=claims["sub"], email=claims.get("email"))
 

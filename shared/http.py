@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from typing import Any, Callable, Literal, TypeVar
 
@@ -175,6 +176,7 @@ class Router:
 
     def dispatch(self, request: flask.Request) -> flask.Response:
         logs.configure()
+        started = time.monotonic()
         request_id = uuid.uuid4().hex
         try:
             response = self._handle(request, request_id)
@@ -183,9 +185,11 @@ class Router:
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Request-Id"] = request_id
         _add_cors(request, response)
+        logs.log_request(request.method, request.path, response.status_code, started)
         return response
 
     def _handle(self, request: flask.Request, request_id: str) -> flask.Response:
+        auth.refuse_unsafe_auth_off()
         adapter = self._map.bind("localhost", path_info=request.path)
         if request.method == "OPTIONS":
             return _preflight(adapter, request.path)

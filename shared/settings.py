@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     region: str = "us-central1"
     build_version: str = "dev"
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
     firestore_deadline_seconds: float = Field(default=15.0, gt=0)
 
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
         "https://www.googleapis.com/robot/v1/metadata/x509/"
         "securetoken@system.gserviceaccount.com"
     )
+
+    # Set by the emulators' tooling; read to decide what AUTH_MODE and emulator tokens allow.
+    firestore_emulator_host: str = ""
+    firebase_auth_emulator_host: str = ""
 
     worker_url: str = "http://127.0.0.1:5000"
     worker_time_budget_seconds: float = Field(default=50.0, gt=0)

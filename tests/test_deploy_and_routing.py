@@ -80,6 +80,25 @@ def test_deploy_refuses_auth_off(tmp_path):
     assert result.returncode == 1 and "AUTH_MODE=off" in result.stderr
 
 
+@pytest.mark.parametrize("line", [
+    "AUTH_MODE: off", "AUTH_MODE: 'off'", 'AUTH_MODE: " off "', "AUTH_MODE : OFF", "  auth_mode:Off  # local",
+    '"AUTH_MODE": "off"', "AUTH_MODE: ' Off'",
+])
+def test_deploy_refuses_auth_off_in_any_spelling(tmp_path, line):
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text(f"GOOGLE_CLOUD_PROJECT_X: a\n{line}\n")
+    result = deploy("--dry-run", "--env-file", str(env_file), build_dir=tmp_path / "build")
+    assert result.returncode == 1 and "AUTH_MODE=off" in result.stderr, (line, result.stderr)
+
+
+@pytest.mark.parametrize("line", ["AUTH_MODE: firebase", "AUTH_MODE: offline", "# AUTH_MODE: off"])
+def test_deploy_accepts_auth_modes_that_are_not_off(tmp_path, line):
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text(f"{line}\n")
+    result = deploy("--dry-run", "--env-file", str(env_file), build_dir=tmp_path / "build")
+    assert result.returncode == 0, (line, result.stderr)
+
+
 def test_version_is_stamped_into_the_environment(dry_run, build_dir):
     stamped = (build_dir / "env.yaml").read_text()
     assert "BUILD_VERSION:" in stamped

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ INSTALL_HINT = (
     "google-cloud-cli-firestore-emulator openjdk-17-jre-headless; elsewhere: "
     "'gcloud components install cloud-firestore-emulator'), then run this again."
 )
+# Firebase Hosting ends a request to a rewritten function after 60 s with a 504
+# (Firebase docs, "Pair Cloud Functions with Firebase Hosting"); the local stack alone
+# reads ROUTER_TIMEOUT_SECONDS, so a test can lower it.
+HOSTING_TIMEOUT_SECONDS = 60.0
+INIT_JSON_PATH = "/__/firebase/init.json"
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
     "trailers", "transfer-encoding", "upgrade", "content-length", "content-encoding", "host",
@@ -64,12 +70,12 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
     raise StackError(f"{url} did not answer within {timeout:.0f}s")
 
 
-def _spawn(args: list[str], env: dict[str, str], log_path: Path | None) -> subprocess.Popen:
+def _spawn(args: list[str], env: dict[str, str], log_path: Path | None, cwd: Path | None = None) -> subprocess.Popen:
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     # A session of its own, so stopping it takes its children (java, gunicorn workers) too.
-    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
 
 
 def stop(process: subprocess.Popen, grace: float = 5.0) -> None:
@@ -150,6 +156,93 @@ def emulator_from_env_or_start(project: str, log_path: Path | None = None) -> Em
     return emulator
 
 
+# --- Firebase Auth emulator (firebase-tools, pinned in package.json) -------------
+
+FIREBASE_CLI = ROOT / "node_modules" / ".bin" / "firebase"
+AUTH_INSTALL_HINT = (
+    "The Firebase Auth emulator comes from the firebase-tools npm package pinned in "
+    "package.json: install Node.js 20+ and run `npm ci` in the repository (make dev AUTH=emulator "
+    "and make browser-deps do it), then run this again."
+)
+
+
+@dataclass
+class AuthEmulator:
+    host: str
+    project: str
+    process: subprocess.Popen | None = None
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def reset(self) -> None:
+        """Deletes every account (the emulator's REST endpoint for it)."""
+        requests.delete(f"{self.url}/emulator/v1/projects/{self.project}/accounts", timeout=10).raise_for_status()
+
+    def create_user(self, email: str, password: str, verified: bool = True) -> str:
+        """An account made through the emulator's Identity Toolkit API, as an admin ("Bearer owner")."""
+        response = requests.post(
+            f"{self.url}/identitytoolkit.googleapis.com/v1/projects/{self.project}/accounts",
+            json={"email": email, "password": password, "emailVerified": verified},
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["localId"]
+
+    def sign_in(self, email: str, password: str) -> str:
+        """An ID token, from the same endpoint the page signs in with."""
+        response = requests.post(
+            f"{self.url}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=local-dev-api-key",
+            json={"email": email, "password": password, "returnSecureToken": True},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["idToken"]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_auth_emulator(port: int, project: str, log_path: Path | None = None, timeout: float = 120) -> AuthEmulator:
+    """`firebase emulators:start --only auth` with a config of its own (free hub and logging
+    ports), so it runs beside other emulators and never reads the project's firebase.json."""
+    if not FIREBASE_CLI.exists():
+        raise StackError(f"{FIREBASE_CLI} is missing. " + AUTH_INSTALL_HINT)
+    for tool in ("node", "java"):  # firebase-tools' emulator launcher checks for Java too
+        if shutil.which(tool) is None:
+            raise StackError(f"{tool} is not on PATH. " + AUTH_INSTALL_HINT)
+    workdir = Path(tempfile.mkdtemp(prefix="mc-auth-emulator-"))
+    config = {
+        "emulators": {
+            "auth": {"host": "127.0.0.1", "port": port},
+            "hub": {"host": "127.0.0.1", "port": free_port()},
+            "logging": {"host": "127.0.0.1", "port": free_port()},
+            "ui": {"enabled": False},
+        }
+    }
+    (workdir / "firebase.json").write_text(json.dumps(config))
+    host = f"127.0.0.1:{port}"
+    process = _spawn(
+        [str(FIREBASE_CLI), "emulators:start", "--only", "auth", "--project", project, "--config", str(workdir / "firebase.json")],
+        {**os.environ, "CI": "1"},  # no interactive prompts, no update check
+        log_path,
+        cwd=workdir,
+    )
+    try:
+        wait_for_http(f"http://{host}/", timeout, process)
+    except StackError:
+        stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise StackError(f"the Firebase Auth emulator did not start on {host} (its log: {log_path}). " + AUTH_INSTALL_HINT) from None
+    return AuthEmulator(host=host, project=project, process=process, workdir=workdir)
+
+
 # --- Functions ----------------------------------------------------------------
 
 
@@ -224,12 +317,44 @@ class HostingConfig:
         return next((name for pattern, name in self.rewrites if pattern.fullmatch(path)), None)
 
 
+def router_timeout_seconds(env: dict[str, str] | None = None) -> float:
+    return float((env or {}).get("ROUTER_TIMEOUT_SECONDS") or os.environ.get("ROUTER_TIMEOUT_SECONDS") or HOSTING_TIMEOUT_SECONDS)
+
+
+def init_json(env: dict[str, str]) -> dict[str, str]:
+    """What Hosting serves at /__/firebase/init.json, for the local project.
+
+    `authMode` and `authEmulatorHost` are ours, not Firebase's: Hosting never serves them,
+    so a deployed page always signs in.
+    """
+    project = env.get("GOOGLE_CLOUD_PROJECT", "demo-mission-control")
+    body = {
+        "projectId": project,
+        "apiKey": "local-dev-api-key",  # the Auth emulator accepts any key
+        "authDomain": f"{project}.firebaseapp.com",
+        "storageBucket": f"{project}.appspot.com",
+    }
+    if env.get("AUTH_MODE", "firebase").strip().lower() == "off":
+        body["authMode"] = "off"
+    if env.get("FIREBASE_AUTH_EMULATOR_HOST"):
+        body["authEmulatorHost"] = env["FIREBASE_AUTH_EMULATOR_HOST"]
+    return body
+
+
 class Router:
     """A WSGI app that does what Firebase Hosting does for this project."""
 
-    def __init__(self, config: HostingConfig, function_urls: dict[str, str]):
+    def __init__(
+        self,
+        config: HostingConfig,
+        function_urls: dict[str, str],
+        init: dict[str, str] | None = None,
+        timeout_seconds: float | None = None,
+    ):
         self.config = config
         self.function_urls = function_urls
+        self.init = init if init is not None else init_json({})
+        self.timeout_seconds = timeout_seconds if timeout_seconds is not None else router_timeout_seconds()
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -239,10 +364,13 @@ class Router:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
-        # Hosting's order: an existing static file wins, then the first matching rewrite.
-        static = self._static_file(request.path)
-        name = None if static else self.config.function_for(request.path)
-        if static:
+        # Hosting's order: its reserved /__/ URLs, an existing static file, the first matching rewrite.
+        reserved = request.path == INIT_JSON_PATH
+        static = None if reserved else self._static_file(request.path)
+        name = None if static or reserved else self.config.function_for(request.path)
+        if reserved:
+            response = Response(json.dumps(self.init), 200, mimetype="application/json")
+        elif static:
             response = Response(static.read_bytes(), 200, mimetype=mimetypes.guess_type(static.name)[0] or "application/octet-stream")
         elif name:
             response = self._proxy(request, name)
@@ -264,8 +392,15 @@ class Router:
         url = base + request.full_path.rstrip("?") if request.query_string else base + request.path
         try:
             upstream = self._session().request(
-                request.method, url, headers=headers, data=request.get_data(), timeout=(5, 600), allow_redirects=False
+                request.method, url, headers=headers, data=request.get_data(),
+                timeout=(5, self.timeout_seconds), allow_redirects=False,
             )
+        except requests.ReadTimeout:
+            # What Hosting answers when the function takes longer than its 60 s; the
+            # function itself goes on running, as it does behind Hosting.
+            self._local.__dict__.pop("session", None)
+            body = {"error": {"code": "deadline_exceeded", "message": f"{name} did not answer within {self.timeout_seconds:g}s", "details": []}}
+            return Response(json.dumps(body), 504, mimetype="application/json")
         except requests.RequestException as exc:
             body = {"error": {"code": "unavailable", "message": f"{name} did not answer: {type(exc).__name__}", "details": []}}
             return Response(json.dumps(body), 503, mimetype="application/json", headers={"Retry-After": "2"})
@@ -290,6 +425,42 @@ class Router:
         return Response(page.read_bytes() if page.is_file() else b"Not Found", 404, mimetype="text/html")
 
 
+class Sweeper:
+    """What Cloud Scheduler does in production: POST {router}/api/jobs/sweep every interval.
+
+    No body and no token (the sweeper function checks Scheduler's OIDC token only when
+    deployed). Any answer, a 404 included (the endpoint not built yet) or a refused
+    connection, is left for the next tick: the timer never stops on it.
+    """
+
+    def __init__(self, url: str, interval_seconds: float):
+        self.url = url
+        self.interval_seconds = interval_seconds
+        self.answers: list[int | str] = []
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+
+    def start(self) -> "Sweeper":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval_seconds):
+            try:
+                status: int | str = requests.post(self.url, timeout=max(self.interval_seconds, 30)).status_code
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+            self.answers = (self.answers + [status])[-100:]
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def sweep_interval_seconds(env: dict[str, str] | None = None) -> float:
+    """SWEEP_INTERVAL_SECONDS from the stack's env, else the process's; 60 as Scheduler runs it; 0 = off."""
+    return float((env or {}).get("SWEEP_INTERVAL_SECONDS") or os.environ.get("SWEEP_INTERVAL_SECONDS") or 60)
+
+
 @dataclass
 class Stack:
     url: str
@@ -297,10 +468,14 @@ class Stack:
     functions: dict[str, Function]
     _server: object = None
     _thread: threading.Thread | None = None
+    sweeper: Sweeper | None = None
 
     def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self._server is not None:
             self._server.shutdown()
+            self._server.server_close()
         for function in self.functions.values():
             stop(function.process)
 
@@ -311,7 +486,8 @@ def function_env(emulator: Emulator, hosting_url: str, extra: dict[str, str] | N
         "GOOGLE_CLOUD_PROJECT": emulator.project,
         "AUTH_MODE": "off",
         "ALLOWED_ORIGINS": f"{hosting_url},{hosting_url.replace('127.0.0.1', 'localhost')}",
-        "WORKER_URL": hosting_url,
+        # The developer's WORKER_URL wins (e.g. the worker's own port, as deployed).
+        "WORKER_URL": os.environ.get("WORKER_URL") or hosting_url,
     }
     env.update(extra or {})
     return env
@@ -323,25 +499,42 @@ def start_stack(
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
     names: list[str] | None = None,
+    sweep_interval: float | None = None,
 ) -> Stack:
-    """Every function on a free port, and the router on `port`; returns once all answer."""
+    """Every function on a free port, and the router on `port`; returns once all answer.
+
+    The router's port is taken first, so a busy port fails before anything starts; any
+    failure stops every function started so far (the caller stops the emulator it started).
+    """
     hosting_url = f"http://127.0.0.1:{port}"
     merged_env = function_env(emulator, hosting_url, env)
-    functions = {}
+    router = Router(HostingConfig.load(), {}, init_json(merged_env), router_timeout_seconds(env))
+    # Bound here, not by werkzeug, which answers a busy port with sys.exit.
+    with socket.socket() as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(128)
+        except OSError as exc:
+            raise StackError(f"the router cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+        server = make_server("127.0.0.1", port, router, threaded=True, fd=sock.fileno())
+    functions: dict[str, Function] = {}
     try:
         for name in names or function_names():
             functions[name] = start_function(name, free_port(), merged_env, log_dir)
         for function in functions.values():
             wait_for_http(function.url + "/", 60, function.process)
-    except StackError:
+    except BaseException:
+        server.server_close()
         for function in functions.values():
             stop(function.process)
         raise
-    router = Router(HostingConfig.load(), {n: f.url for n, f in functions.items()})
-    server = make_server("127.0.0.1", port, router, threaded=True)
+    router.function_urls.update({n: f.url for n, f in functions.items()})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return Stack(hosting_url, emulator, functions, server, thread)
+    interval = sweep_interval_seconds(env) if sweep_interval is None else sweep_interval
+    sweeper = Sweeper(f"{hosting_url}/api/jobs/sweep", interval).start() if interval > 0 else None
+    return Stack(hosting_url, emulator, functions, server, thread, sweeper)
 
 
 @contextlib.contextmanager

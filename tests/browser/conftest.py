@@ -1,8 +1,8 @@
 """Browser fixtures: Debian's Chromium driven by Playwright against the session's stack.
 
 The page talks to the real functions behind the firebase.json router, on the real
-Firestore emulator (the `stack` fixture). Nothing is mocked; the only thing a test
-may swap is the static config.js (to turn sign-in on).
+Firestore emulator (the `stack` fixture). Nothing is mocked: sign-in tests run their
+own stack with the real Firebase Auth emulator (test_browser_auth.py).
 
 `make browser-deps` installs /usr/bin/chromium from Debian when it is missing
 (Playwright's own browser download needs internet access this project does not assume).
@@ -11,7 +11,6 @@ may swap is the static config.js (to turn sign-in on).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator
@@ -107,7 +106,6 @@ def open_page(browser, stack) -> Iterator[Callable[..., object]]:
         path: str = "/",
         viewport: dict | None = None,
         wait_ready: bool = True,
-        config_js: str | None = None,
         base_url: str | None = None,
         also_allowed: tuple[str, ...] = (),
         allow_page_errors: bool = False,
@@ -116,10 +114,6 @@ def open_page(browser, stack) -> Iterator[Callable[..., object]]:
         context = browser.new_context(viewport=viewport or DESKTOP, base_url=origin)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
-        if config_js is not None:
-            context.route(re.compile(r".*/config\.js$"), lambda route: route.fulfill(
-                status=200, content_type="text/javascript", body=config_js
-            ))
         page = context.new_page()
         watch = PageWatch(origin, also_allowed)
         watch.allow_page_errors = allow_page_errors

@@ -1,126 +1,141 @@
-"""Sign-in when auth is on: the page signs in over the Identity Toolkit REST API,
-sends the ID token to a stack running AUTH_MODE=firebase, and refreshes it after a reload.
+"""Sign-in in the browser, the way it runs where it is deployed.
 
-The functions verify real RS256 tokens (tests/tokens.py). Google's sign-in service is
-the one thing stood in for: a small local server answering the two REST calls the page
-makes (accounts:signInWithPassword, token) with tokens the TokenIssuer signs, the way
-the Firebase Auth emulator would.
+- A page served as Firebase Hosting serves it (only public/ plus a production-shaped
+  /__/firebase/init.json) shows the sign-in form; nothing committed switches auth off.
+- Against `make dev AUTH=emulator`'s shape of stack (functions on AUTH_MODE=firebase,
+  the real Firebase Auth emulator from firebase-tools), the page signs in through the
+  emulator, sends its ID token, stays signed in across a reload, and an account that is
+  not on the allow-list is told so. Accounts are made through the emulator's REST API.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import shutil
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.tokens import TokenIssuer
+from tests.conftest import LOG_DIR
 from tools import localstack
 
 PASSWORD = "correct horse battery"
 ALLOWED = "ops@example.com"
+# What Hosting serves at /__/firebase/init.json for a real project (the web app's config).
+PRODUCTION_INIT = {
+    "apiKey": "AIzaSyDOCAbC123dEf456GhI789jKl012-MnO",
+    "appId": "1:123456789012:web:0123456789abcdef",
+    "authDomain": "mission-control-prod.firebaseapp.com",
+    "databaseURL": "",
+    "messagingSenderId": "123456789012",
+    "projectId": "mission-control-prod",
+    "storageBucket": "mission-control-prod.appspot.com",
+}
 
 
-class SignInService:
-    """accounts:signInWithPassword and token (refresh), as Identity Toolkit answers them."""
+@pytest.fixture
+def hosting_site(tmp_path):
+    """A static server of public/ plus the reserved init.json, nothing else: Hosting's view."""
 
-    def __init__(self, issuer: TokenIssuer, accounts: dict[str, str]):
-        self.calls: list[str] = []
-        service = self
+    def start(init: dict | None):
+        root = tmp_path / "site"
+        shutil.copytree(localstack.ROOT / "public", root)
+        if init is not None:
+            (root / "__" / "firebase").mkdir(parents=True)
+            (root / "__" / "firebase" / "init.json").write_text(json.dumps(init))
+        handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+        handler.log_message = lambda *args: None
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    servers: list[ThreadingHTTPServer] = []
+    yield start
+    for server in servers:
+        server.shutdown()
 
-            def do_OPTIONS(self):  # noqa: N802 (CORS preflight of the JSON sign-in call)
-                self.send_response(204)
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.send_header("Access-Control-Allow-Methods", "POST")
-                self.send_header("Access-Control-Allow-Headers", "Content-Type")
-                self.end_headers()
 
-            def do_POST(self):  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-                if self.path.startswith("/v1/accounts:signInWithPassword"):
-                    service.calls.append("signIn")
-                    body = json.loads(raw)
-                    if accounts.get(body.get("email")) != body.get("password"):
-                        return self._send(400, {"error": {"code": 400, "message": "INVALID_LOGIN_CREDENTIALS"}})
-                    email = body["email"]
-                    return self._send(200, {
-                        "idToken": issuer.token(email), "refreshToken": f"refresh:{email}",
-                        "expiresIn": "3600", "email": email, "localId": "uid-" + email,
-                    })
-                if self.path.startswith("/v1/token"):
-                    service.calls.append("refresh")
-                    form = parse_qs(raw)
-                    token = form.get("refresh_token", [""])[0]
-                    if form.get("grant_type") != ["refresh_token"] or not token.startswith("refresh:"):
-                        return self._send(400, {"error": {"code": 400, "message": "INVALID_REFRESH_TOKEN"}})
-                    email = token.split(":", 1)[1]
-                    return self._send(200, {"id_token": issuer.token(email), "refresh_token": token, "expires_in": "3600"})
-                return self._send(404, {"error": {"code": 404, "message": "NOT_FOUND"}})
+def test_a_page_served_as_hosting_serves_it_asks_for_sign_in(open_page, hosting_site, screenshot):
+    url = hosting_site(PRODUCTION_INIT)
+    page = open_page(base_url=url, wait_ready=False)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#signin-email")).to_be_visible()
+    expect(page.locator("#signin-password")).to_be_visible()
+    expect(page.locator("#main")).to_be_hidden()
+    expect(page.locator("#auth-area")).to_contain_text("Not signed in")
+    expect(page.locator("#signin-error")).to_be_hidden()
+    screenshot(page, "sign-in-hosting")
 
-            def log_message(self, *args):
-                pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+def test_without_init_json_the_page_fails_closed(open_page, hosting_site):
+    url = hosting_site(None)
+    page = open_page(base_url=url, wait_ready=False)
+    expect(page.locator("#signin-error")).to_contain_text("Could not load the site's Firebase config")
+    expect(page.locator("#main")).to_be_hidden()
+    expect(page.locator("#auth-area")).not_to_contain_text("Auth off")
 
-    def close(self) -> None:
-        self.server.shutdown()
+
+def test_the_local_auth_off_stack_says_so_on_the_page(page):
+    expect(page.locator("#auth-area")).to_contain_text("Auth off")
+    expect(page.locator("#signin")).to_be_hidden()
 
 
 @pytest.fixture(scope="module")
-def auth_stack(emulator):
-    issuer = TokenIssuer(emulator.project)
-    service = SignInService(issuer, {ALLOWED: PASSWORD, "stranger@example.org": PASSWORD})
-    env = {"AUTH_MODE": "firebase", "AUTH_CERTS_URL": issuer.certs_url, "AUTH_ALLOWED_EMAILS": ALLOWED}
+def auth_emulator(emulator):
+    auth = localstack.start_auth_emulator(localstack.free_port(), emulator.project, LOG_DIR / "auth-emulator.log")
     try:
-        with localstack.running_stack(
-            emulator=emulator, port=localstack.free_port(), env=env, names=["receipts", "templates"]
-        ) as stack:
-            yield stack, service
+        yield auth
     finally:
-        service.close()
-        issuer.close()
+        auth.stop()
 
 
-def config_for(service: SignInService) -> str:
-    return (
-        'export default {auth: "firebase", apiKey: "test-api-key", '
-        f'identityToolkitUrl: "{service.url}/v1", secureTokenUrl: "{service.url}/v1"}};'
-    )
+@pytest.fixture(scope="module")
+def auth_stack(emulator, auth_emulator):
+    env = {
+        "AUTH_MODE": "firebase",
+        "FIREBASE_AUTH_EMULATOR_HOST": auth_emulator.host,
+        "AUTH_ALLOWED_EMAILS": ALLOWED,
+    }
+    with localstack.running_stack(
+        emulator=emulator, port=localstack.free_port(), env=env, names=["receipts", "templates"], sweep_interval=0,
+    ) as stack:
+        yield stack
 
 
-def test_sign_in_sends_the_id_token_and_survives_a_reload(open_page, auth_stack, db, screenshot):
-    stack, service = auth_stack
-    page = open_page(base_url=stack.url, config_js=config_for(service), also_allowed=(service.url,), wait_ready=False)
+@pytest.fixture
+def accounts(auth_emulator):
+    auth_emulator.reset()
+    auth_emulator.create_user(ALLOWED, PASSWORD)
+    auth_emulator.create_user("stranger@example.org", PASSWORD)
+    return auth_emulator
+
+
+def test_sign_in_through_the_auth_emulator_sends_the_id_token_and_survives_a_reload(
+    open_page, auth_stack, accounts, db, screenshot
+):
+    page = open_page(base_url=auth_stack.url, also_allowed=(accounts.url,), wait_ready=False)
     sent_auth: list[str] = []
+    refreshes: list[str] = []
     page.on("request", lambda r: sent_auth.append(r.headers.get("authorization", "")) if "/api/templates" in r.url else None)
+    page.on("request", lambda r: refreshes.append(r.url) if "/securetoken.googleapis.com/v1/token" in r.url else None)
 
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.locator("#main")).to_be_hidden()
-    screenshot(page, "sign-in")
-    page.get_by_label("Email", exact=True).fill(ALLOWED)
-    page.get_by_label("Password", exact=True).fill("wrong")
+    page.locator("#signin-email").fill(ALLOWED)
+    page.locator("#signin-password").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#signin-error")).to_contain_text("The email or password is wrong.")
+    expect(page.locator("#signin-error")).to_contain_text(re.compile("password is wrong"))
 
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.locator("#signin-password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#signed-in-as")).to_have_text(ALLOWED)
     page.wait_for_selector("body[data-ready='true']", state="attached")
+    screenshot(page, "signed-in-emulator")
 
     page.get_by_role("tab", name="Templates").click()
     page.get_by_label("Template name").fill("Signed-in template")
@@ -136,17 +151,27 @@ def test_sign_in_sends_the_id_token_and_survives_a_reload(open_page, auth_stack,
     page.wait_for_selector("body[data-ready='true']", state="attached")
     expect(page.locator("#signed-in-as")).to_have_text(ALLOWED)
     expect(page.locator("#templates-body tr")).to_have_count(1)
-    assert service.calls.count("refresh") == 1
+    assert len(refreshes) == 1
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
-def test_an_account_off_the_allow_list_is_told_so(open_page, auth_stack):
-    stack, service = auth_stack
-    page = open_page(base_url=stack.url, config_js=config_for(service), also_allowed=(service.url,), wait_ready=False)
-    page.get_by_label("Email", exact=True).fill("stranger@example.org")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
+def test_an_account_off_the_allow_list_is_told_so(open_page, auth_stack, accounts):
+    page = open_page(base_url=auth_stack.url, also_allowed=(accounts.url,), wait_ready=False)
+    page.locator("#signin-email").fill("stranger@example.org")
+    page.locator("#signin-password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("tab", name="Templates").click()
     expect(page.locator("#templates-error")).to_contain_text("stranger@example.org is not on the allow-list")
+
+
+def test_the_api_answers_401_without_and_403_off_the_list_with_emulator_tokens(auth_stack, accounts):
+    import requests
+
+    url = f"{auth_stack.url}/api/templates"
+    assert requests.get(url, timeout=10).status_code == 401
+    stranger = accounts.sign_in("stranger@example.org", PASSWORD)
+    assert requests.get(url, headers={"Authorization": f"Bearer {stranger}"}, timeout=10).status_code == 403
+    operator = accounts.sign_in(ALLOWED, PASSWORD)
+    assert requests.get(url, headers={"Authorization": f"Bearer {operator}"}, timeout=10).status_code == 200

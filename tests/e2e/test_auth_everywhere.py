@@ -5,11 +5,18 @@ covered the day it is added."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import requests
 
+from tools import localstack
 from tools.openapi import load_routers
 
 pytestmark = pytest.mark.e2e
@@ -64,3 +71,45 @@ def test_worker_refuses_user_tokens_and_missing_worker_tokens(secured_stack):
     url = secured_stack.url + "/api/lead-runs/auth-probe-1/jobs/worker"
     assert requests.post(url, json={}, headers=secured_stack.headers(), timeout=15).status_code == 401
     assert requests.post(url, json={}, headers={"X-Worker-Token": "x" * 43}, timeout=15).status_code in (403, 404)
+
+
+# `make test` installs firebase-tools first (browser-deps); `make test-fast` must work without Node.
+@pytest.mark.skipif(not localstack.FIREBASE_CLI.exists(), reason="firebase-tools is not installed: run `make node-deps`")
+def test_make_dev_auth_emulator_signs_in_through_the_real_auth_emulator(emulator, tmp_path):
+    """`make dev AUTH=emulator` as a developer runs it: 401 without a token, 403 off the
+    allow-list, 200 for an allowed account signed in at the emulator; init.json names it."""
+    port, auth_port = localstack.free_port(), localstack.free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("AUTH_MODE", "LOG_FORMAT")}
+    env.update(
+        FIRESTORE_EMULATOR_HOST=emulator.host, GOOGLE_CLOUD_PROJECT=emulator.project, SWEEP_INTERVAL_SECONDS="0",
+        AUTH_ALLOWED_EMAILS="ops@example.com", PYTHONUNBUFFERED="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(localstack.ROOT / "tools" / "dev.py"), "--port", str(port), "--auth", "emulator",
+         "--auth-port", str(auth_port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any("Operations page and API" in line for line in lines):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.5)
+        auth = localstack.AuthEmulator(host=f"127.0.0.1:{auth_port}", project=emulator.project)
+        auth.create_user("ops@example.com", "secret-pass")
+        auth.create_user("eve@example.org", "secret-pass")
+        base = f"http://127.0.0.1:{port}"
+        init = requests.get(f"{base}/__/firebase/init.json", timeout=10).json()
+        assert init["authEmulatorHost"] == auth.host and "authMode" not in init
+        url = f"{base}/api/templates"
+        assert requests.get(url, timeout=15).status_code == 401
+        eve = auth.sign_in("eve@example.org", "secret-pass")
+        assert requests.get(url, headers={"Authorization": f"Bearer {eve}"}, timeout=15).status_code == 403
+        ops = auth.sign_in("ops@example.com", "secret-pass")
+        assert requests.get(url, headers={"Authorization": f"Bearer {ops}"}, timeout=15).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{auth_port}/", timeout=5)  # the Auth emulator stopped with it

@@ -33,11 +33,18 @@ def smoke(base_url: str, *args: str, token: str | None = None) -> subprocess.Com
 def test_smoke_passes_against_the_local_stack(stack, db):
     result = smoke(stack.url, "--expect-version", "dev")
     assert result.returncode == 0, result.stdout + result.stderr
-    for check in ("health", "page", "templates"):
+    for check in ("health", "page", "signin", "templates"):
         assert f"ok    {check}:" in result.stdout
     assert "smoke check passed" in result.stdout
     # The round-trip cleans up after itself: a deployed site keeps no smoke templates.
     assert list(db.collection("templates").stream()) == []
+
+
+def test_expect_sign_in_fails_against_an_auth_off_stack(stack):
+    result = smoke(stack.url, "--expect-sign-in")
+    assert result.returncode == 1
+    assert "signin check failed" in result.stderr and "authMode 'off'" in result.stderr
+    assert "smoke check FAILED: signin" in result.stderr
 
 
 def test_smoke_without_expected_version_accepts_any(stack):
@@ -60,7 +67,7 @@ def test_nothing_listening_fails_every_check_clearly():
     result = smoke(f"http://127.0.0.1:{localstack.free_port()}", "--health-timeout", "0")
     assert result.returncode == 1
     assert "did not get an answer" in result.stderr
-    assert "smoke check FAILED: health, page, templates" in result.stderr
+    assert "smoke check FAILED: health, page, signin, templates" in result.stderr
 
 
 def test_a_url_that_is_not_http_is_a_usage_error():
