@@ -15,7 +15,7 @@ from tools.localstack import HostingConfig, function_names
 
 FUNCTIONS = ["jobs", "receipts", "schedule", "telemetry", "templates", "worker"]
 
-# Every path of SPEC.md's HTTP API, as the browser sends it, and who must serve it.
+# Every path of the HTTP API (docs/, public/api/openapi.json), as the browser sends it, and who must serve it.
 SPEC_ROUTES = [
     ("/api/lead-runs", "receipts"),
     ("/api/lead-runs/run-1/receipts", "receipts"),
