@@ -105,3 +105,14 @@ def test_telemetry_repairs_any_context_into_one_firestore_stores(context):
     # by the same rules every other free-form map is refused by.
     bounded, _ = bound_context(context)
     assert list(limits.problems(bounded, ("context",))) == []
+
+
+def test_the_free_form_maps_are_exempt_from_indexing():
+    """So no index-entry limit (1,500 bytes an indexed string) applies to what they hold."""
+    import json
+
+    from tests.conftest import ROOT
+
+    overrides = json.loads((ROOT / "firestore.indexes.json").read_text())["fieldOverrides"]
+    exempt = {(o["collectionGroup"], o["fieldPath"]) for o in overrides if o["indexes"] == []}
+    assert {("leads", "fields"), ("events", "context")} <= exempt
