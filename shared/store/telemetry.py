@@ -9,12 +9,13 @@ shard documents (Google's "distributed counter"). The two are atomic: a commit
 Firestore's client retries because its answer was lost finds the event already
 created, so the whole batch is refused and the report is not counted twice.
 The group's own `count` (and lastSeen, lastReportId, sources, lastRunId) is the
-fold of its shards, written at most once a second: the report that first claims
-the next whole second (a `folds/{second}` document, created once) waits for that
-second and folds; every other report of the same second returns at once, its
-count sure to be read by that fold, which reads after the second began and so
-after every commit that claimed it. A fold is a compare-and-set of the group,
-so an older fold can never overwrite a newer one.
+fold of its shards, written at most once a second: each whole second has one
+fold, done by the report that claims it first (a `folds/{second}` document,
+created once). A report claims the current second and folds at once, or else
+the next second and waits for it to begin; when both are claimed it returns at
+once, its count sure to be read by the next second's fold, which reads after
+that second began and so after this commit. A fold is a compare-and-set of the
+group, so an older fold can never overwrite a newer one.
 """
 
 from __future__ import annotations
@@ -141,17 +142,23 @@ def _commit_once(
 
 
 def fold_soon(db: "firestore.Client", fingerprint: str) -> None:
-    """Makes sure a fold reads the shards after this moment, writing the group at most once a second."""
+    """Makes sure a fold reads the shards after this moment, with one fold a second at most.
+
+    Each whole second has one fold, by whoever claims it first. This second's, when
+    still free, is done at once; else the next one's, waiting for that second to begin;
+    when both are taken, the next second's fold reads after this moment anyway.
+    """
     now = time.time()
-    second = math.floor(now) + 1
-    try:
-        fold_ref(db, fingerprint, second).create(
-            {"expireAt": dt.datetime.fromtimestamp(second, dt.timezone.utc) + SHORT_LIVED_TTL}
-        )
-    except gexc.AlreadyExists:
-        return  # that second's fold is claimed, and will read this report's count
-    time.sleep(max(0.0, second - time.time()))
-    fold(db, fingerprint)
+    for second in (math.floor(now), math.floor(now) + 1):
+        try:
+            fold_ref(db, fingerprint, second).create(
+                {"expireAt": dt.datetime.fromtimestamp(second, dt.timezone.utc) + SHORT_LIVED_TTL}
+            )
+        except gexc.AlreadyExists:
+            continue
+        time.sleep(max(0.0, second - time.time()))
+        fold(db, fingerprint)
+        return
 
 
 def fold(db: "firestore.Client", fingerprint: str) -> dict[str, Any]:
