@@ -97,7 +97,10 @@ done
 # `expireAt` for every collection group of per-request documents (docs/telemetry.md).
 ttl_groups=(events folds telemetry_rate_limits)
 if $full_deploy; then
-  firestore_cmds=("firebase deploy --only firestore:rules,firestore:indexes --project=$project --non-interactive")
+  # The same Firebase CLI release the release workflow pins, unless one is installed.
+  firebase_cli="firebase"
+  command -v firebase >/dev/null 2>&1 || firebase_cli="npx --yes firebase-tools@15.34.2"
+  firestore_cmds=("$firebase_cli deploy --only firestore:rules,firestore:indexes --project=$project --non-interactive")
   for group in "${ttl_groups[@]}"; do
     firestore_cmds+=("gcloud firestore fields ttls update expireAt --collection-group=$group --enable-ttl --project=$project --async --quiet")
   done
