@@ -147,3 +147,82 @@ def test_every_per_request_document_expires(client, db, configure):
     assert folds and windows
     for short_lived in folds + windows:
         assert before < short_lived["expireAt"] <= before + dt.timedelta(days=1, hours=2)
+
+
+# --- a commit whose answer is lost, through the real client's own retry ---------------------
+
+
+@pytest.fixture
+def answer_losing_proxy(emulator, configure):
+    """A loopback gRPC proxy to the emulator that forwards the n-th Commit creating an
+    event, then answers it UNAVAILABLE: applied, but its answer lost. Firestore's client
+    retries a Commit on UNAVAILABLE by itself (its default retry policy)."""
+    import concurrent.futures
+
+    import grpc
+
+    from shared.store.client import get_db
+    from tools.localstack import free_port
+
+    upstream = grpc.insecure_channel(emulator.host)
+    state = {"event_commits": 0, "lose": set(), "lost": 0}
+    lock = threading.Lock()
+    streaming = {"BatchGetDocuments", "RunQuery", "RunAggregationQuery"}
+
+    def forward_unary(method):
+        def handle(request, context):
+            metadata = [(k, v) for k, v in context.invocation_metadata() if not k.startswith(":")]
+            try:
+                answer = upstream.unary_unary(method)(request, metadata=metadata)
+            except grpc.RpcError as exc:  # the emulator's own refusal passes through as it is
+                context.abort(exc.code(), exc.details())
+            if method.endswith("/Commit") and b"/events/" in request:
+                with lock:
+                    state["event_commits"] += 1
+                    lose = state["event_commits"] in state["lose"]
+                    state["lost"] += lose
+                if lose:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "connection reset after the commit was applied")
+            return answer
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    def forward_stream(method):
+        def handle(request, context):
+            metadata = [(k, v) for k, v in context.invocation_metadata() if not k.startswith(":")]
+            try:
+                yield from upstream.unary_stream(method)(request, metadata=metadata)
+            except grpc.RpcError as exc:
+                context.abort(exc.code(), exc.details())
+        return grpc.unary_stream_rpc_method_handler(handle)
+
+    class Forward(grpc.GenericRpcHandler):
+        def service(self, details):
+            name = details.method.rsplit("/", 1)[-1]
+            return (forward_stream if name in streaming else forward_unary)(details.method)
+
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8), handlers=[Forward()])
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    configure(FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{port}", TELEMETRY_RATE_LIMIT="0")
+    get_db.cache_clear()
+    yield state
+    server.stop(grace=None)
+    upstream.close()
+    get_db.cache_clear()
+
+
+@pytest.mark.parametrize("lost", [1, 2], ids=["the first report's", "a later report's"])
+def test_a_commit_whose_answer_was_lost_is_retried_by_the_client_and_counted_once(
+    function_client, db, answer_losing_proxy, lost
+):
+    answer_losing_proxy["lose"] = {lost}
+    client = function_client("telemetry")
+    responses = [client.post(URL, json=report()) for _ in range(3)]
+    assert [r.status_code for r in responses] == [202, 202, 202], [r.get_json() for r in responses]
+    assert answer_losing_proxy["lost"] == 1
+    fingerprint = responses[0].get_json()["fingerprint"]
+    ref = db.collection("telemetry_errors").document(fingerprint)
+    assert ref.get().to_dict()["count"] == 3
+    assert len(list(ref.collection("events").stream())) == 3
+    assert sum(s.to_dict()["count"] for s in ref.collection("shards").stream()) == 3
