@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Deploys every function (or the ones named) as a 2nd gen Cloud Function.
+# Deploys every function (or the ones named) as a 2nd gen Cloud Function; a full
+# deploy (no function named) also deploys Firestore's rules, indexes and TTL policies.
 #
 # Each function deploys from a staging copy of its folder with shared/ vendored
 # beside main.py, built fresh under build/deploy/ (git-ignored); nothing is
@@ -29,7 +30,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-[[ ${#selected[@]} -gt 0 ]] || selected=("${all_functions[@]}")
+full_deploy=false
+[[ ${#selected[@]} -gt 0 ]] || { selected=("${all_functions[@]}"); full_deploy=true; }
 
 for name in "${selected[@]}"; do
   if [[ ! " ${all_functions[*]} " =~ " ${name} " ]]; then
@@ -91,3 +93,24 @@ for name in "${selected[@]}"; do
     "${cmd[@]}"
   fi
 done
+
+# Firestore: the rules (deny every direct client), the indexes, and a TTL policy on
+# `expireAt` for every collection group of per-request documents (docs/telemetry.md).
+ttl_groups=(events folds telemetry_rate_limits)
+if $full_deploy; then
+  # The same Firebase CLI release the release workflow pins, unless one is installed.
+  firebase_cli="firebase"
+  command -v firebase >/dev/null 2>&1 || firebase_cli="npx --yes firebase-tools@15.34.2"
+  firestore_cmds=("$firebase_cli deploy --only firestore:rules,firestore:indexes --project=$project --non-interactive")
+  for group in "${ttl_groups[@]}"; do
+    firestore_cmds+=("gcloud firestore fields ttls update expireAt --collection-group=$group --enable-ttl --project=$project --async --quiet")
+  done
+  for cmd in "${firestore_cmds[@]}"; do
+    if $dry_run; then
+      echo "$cmd"
+    else
+      echo "configuring Firestore: $cmd"
+      (cd "$root" && $cmd)
+    fi
+  done
+fi

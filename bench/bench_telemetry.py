@@ -16,6 +16,11 @@ validation, scrubbing, fingerprinting, the Firestore batch and the log line.
 --rate-limit N turns the limiter on with a limit no client reaches, each client
 with its own X-Forwarded-For address, to measure what the extra Firestore write costs.
 
+Then a storm: every client posts the same bug for the same time again, while a
+watcher reads that bug's group document every few milliseconds and counts its
+distinct update times, printing the group document's writes per second (the
+design keeps it near one a second: shard counters folded onto it, docs/telemetry.md).
+
 Afterwards it sums `count` over telemetry_errors and counts the events, and both
 must equal the number of 202s. Exit status 1 on any 5xx or a count mismatch.
 """
@@ -42,8 +47,8 @@ from tools import localstack  # noqa: E402
 BUGS = 20
 
 
-def make_report(rng: random.Random) -> dict:
-    bug = rng.randrange(BUGS)
+def make_report(rng: random.Random, bug: int | None = None) -> dict:
+    bug = rng.randrange(BUGS) if bug is None else bug
     run_id = uuid.uuid4().hex[:20]
     return {
         "source": rng.choice(["auto", "auto", "auto", "manual"]),
@@ -69,14 +74,16 @@ def make_report(rng: random.Random) -> dict:
     }
 
 
-def client_loop(url: str, deadline: float, seed: int, results: dict, lock: threading.Lock) -> None:
+def client_loop(
+    url: str, deadline: float, seed: int, results: dict, lock: threading.Lock, bug: int | None = None
+) -> None:
     rng = random.Random(seed)
     session = requests.Session()
     session.headers["X-Forwarded-For"] = f"198.51.100.{seed}"
     statuses: dict[int, int] = {}
     latencies: list[float] = []
     while time.monotonic() < deadline:
-        body = make_report(rng)
+        body = make_report(rng, bug)
         started = time.perf_counter()
         try:
             status = session.post(url, json=body, timeout=30).status_code
@@ -88,6 +95,48 @@ def client_loop(url: str, deadline: float, seed: int, results: dict, lock: threa
         for status, n in statuses.items():
             results["statuses"][status] = results["statuses"].get(status, 0) + n
         results["latencies"].extend(latencies)
+
+
+def run_clients(url: str, clients: int, seconds: float, bug: int | None = None) -> tuple[dict, float]:
+    results: dict = {"statuses": {}, "latencies": []}
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    threads = [
+        threading.Thread(target=client_loop, args=(url, deadline, seed, results, lock, bug))
+        for seed in range(1, clients + 1)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, time.monotonic() - started
+
+
+def storm(url: str, db, clients: int, seconds: float) -> tuple[dict, float, list[float]]:
+    """All clients report one bug; returns the results and the group document's write times."""
+    storm_bug = BUGS  # a bug the first phase never reports, so its group starts empty
+    first = requests.post(url, json=make_report(random.Random(0), storm_bug), timeout=30).json()
+    ref = db.collection("telemetry_errors").document(first["fingerprint"])
+    writes: dict = {}
+    watching = threading.Event()
+    watching.set()
+
+    def watch() -> None:
+        while watching.is_set():
+            update_time = ref.get().update_time
+            writes.setdefault(update_time, time.monotonic())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        results, elapsed = run_clients(url, clients, seconds, storm_bug)
+    finally:
+        watching.clear()
+        watcher.join()
+    results["statuses"][202] = results["statuses"].get(202, 0) + 1  # the storm's first report
+    return results, elapsed, sorted(writes.values())
 
 
 def stored_counts(db) -> tuple[int, int]:
@@ -126,26 +175,18 @@ def main() -> int:
             print(f"warm-up report failed: {warm.status_code} {warm.text[:300]}")
             return 1
 
-        results: dict = {"statuses": {}, "latencies": []}
-        lock = threading.Lock()
-        deadline = time.monotonic() + seconds
-        started = time.monotonic()
-        threads = [
-            threading.Thread(target=client_loop, args=(url, deadline, seed, results, lock))
-            for seed in range(1, args.clients + 1)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
+        results, elapsed = run_clients(url, args.clients, seconds)
 
         from google.cloud import firestore
 
-        counted, events = stored_counts(firestore.Client(project=project))
+        db = firestore.Client(project=project)
+        storm_results, storm_elapsed, group_writes = storm(url, db, args.clients, seconds)
+        counted, events = stored_counts(db)
         statuses = results["statuses"]
-        accepted = statuses.get(202, 0) + 1  # and the warm-up report
-        server_errors = sum(n for status, n in statuses.items() if status >= 500)
+        storm_accepted = storm_results["statuses"].get(202, 0)
+        storm_errors = sum(n for status, n in storm_results["statuses"].items() if status >= 500)
+        accepted = statuses.get(202, 0) + 1 + storm_accepted  # and the warm-up report
+        server_errors = sum(n for status, n in statuses.items() if status >= 500) + storm_errors
         latencies = results["latencies"]
         limiter = f"rate limit {args.rate_limit} a window" if args.rate_limit else "rate limit off"
         print(f"clients {args.clients}, {elapsed:.1f} s, one function instance (gunicorn, 1 worker), {limiter}")
@@ -153,6 +194,14 @@ def main() -> int:
         print(f"reports/second {statuses.get(202, 0) / elapsed:.1f}")
         print(f"latency ms p50 {1000 * statistics.median(latencies):.0f}  p95 {1000 * percentile(latencies, 0.95):.0f}"
               f"  p99 {1000 * percentile(latencies, 0.99):.0f}")
+        # The group's first write (its creation) is not part of the storm's rate.
+        busiest = max((sum(1 for t in group_writes if start <= t < start + 1) for start in group_writes), default=0)
+        storm_latencies = storm_results["latencies"]
+        print(f"storm of one bug: {storm_accepted} reports in {storm_elapsed:.1f} s "
+              f"({storm_accepted / storm_elapsed:.1f}/s), latency ms p50 {1000 * statistics.median(storm_latencies):.0f}"
+              f"  p95 {1000 * percentile(storm_latencies, 0.95):.0f}")
+        print(f"group document writes/s {max(0, len(group_writes) - 1) / storm_elapsed:.2f}  "
+              f"(most in any 1 s: {busiest}; {len(group_writes)} writes in all)")
         print(f"accepted {accepted}  stored count {counted}  stored events {events}  5xx {server_errors}")
         ok = server_errors == 0 and accepted == counted == events
         print("OK" if ok else "FAILED: 5xx or stored count != accepted count")

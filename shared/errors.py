@@ -60,10 +60,6 @@ class Unavailable(DomainError):
         self.retry_after_seconds = max(1, int(retry_after_seconds))
 
 
-class NotImplementedYet(DomainError):
-    code = "not_implemented"
-
-
 def field_error(field: str, message: str, **extra: Any) -> InvalidArgument:
     """The common case: one field is wrong."""
     return InvalidArgument(f"{field}: {message}", [{"field": field, "message": message, **extra}])

@@ -18,12 +18,13 @@ import uuid
 from typing import Any, Callable, Literal, TypeVar
 
 import flask
+from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ValidationError
 from werkzeug import exceptions as wz
 from werkzeug.routing import Map, Rule
 
 from shared import auth, errors, logs
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 logger = logging.getLogger("mission_control.http")
 
@@ -39,9 +40,19 @@ STATUS = {
     errors.TooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.RateLimited: 429,
-    errors.NotImplementedYet: 501,
     errors.Unavailable: 503,
 }
+# Google API errors that mean "down, slow, contended or out of quota": trying again
+# shortly is the cure, so each is a 503 with Retry-After, never a 500. Aborted is
+# contention that outlasted every retry.
+BACKEND_UNAVAILABLE = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.RetryError,
+    gexc.Aborted,
+    gexc.ResourceExhausted,
+    gexc.InternalServerError,
+)
 _CORS_HEADERS = "Authorization, Content-Type, If-Match, X-Request-Id"
 
 
@@ -83,7 +94,9 @@ def validate(model: type[M], data: Any) -> M:
 def field_details(exc: ValidationError) -> list[dict[str, Any]]:
     details = []
     for err in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in err["loc"]) or "(body)"
+        # shared/firestore_limits.py names the offending key inside a free-form map.
+        loc = (*err["loc"], *err.get("ctx", {}).get("subpath", ()))
+        field = ".".join(str(part) for part in loc) or "(body)"
         details.append({"field": field, "message": err["msg"], "type": err["type"]})
     return details
 
@@ -129,7 +142,7 @@ Handler = Callable[[Call], Any]
 
 @dataclasses.dataclass(frozen=True)
 class Operation:
-    """What a route says about itself; shared/openapi.py builds the API document from these."""
+    """What a route says about itself; tools/openapi.py builds the API document from these."""
 
     rule: str
     methods: tuple[str, ...]
@@ -175,10 +188,10 @@ class Router:
         return register
 
     def dispatch(self, request: flask.Request) -> flask.Response:
-        logs.configure()
         started = time.monotonic()
         request_id = uuid.uuid4().hex
         try:
+            logs.configure()  # reads the settings: a configuration error is answered below
             response = self._handle(request, request_id)
         except Exception as exc:  # the edge: whatever escaped becomes an honest error
             response = _error_response(exc, request_id)
@@ -230,7 +243,11 @@ def _preflight(adapter: Any, path: str) -> flask.Response:
 def _add_cors(request: flask.Request, response: flask.Response) -> None:
     origin = request.headers.get("Origin")
     response.headers.add("Vary", "Origin")
-    if origin and origin in get_settings().allowed_origins:
+    try:
+        allowed = get_settings().allowed_origins
+    except ValidationError:  # a configuration error, already answered with its 500
+        allowed = ()
+    if origin and origin in allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After, X-Request-Id"
 
@@ -266,7 +283,11 @@ def _error_response(exc: Exception, request_id: str) -> flask.Response:
         if status >= 500:
             logs.log(logger, logging.WARNING, exc.message, requestId=request_id, code=exc.code)
         return _json(error_body(exc.code, exc.message, exc.details), status, headers)
-    if _is_backend_unavailable(exc):
+    if _is_configuration_error(exc):
+        # Which variable is wrong is for the operator's log, not for every caller.
+        logger.critical("the function's configuration is invalid: %s (requestId %s)", exc, request_id)
+        return _json(error_body("internal", f"the service is misconfigured; quote request id {request_id}"), 500)
+    if isinstance(exc, BACKEND_UNAVAILABLE):
         logs.log(logger, logging.WARNING, f"Firestore unavailable: {type(exc).__name__}", requestId=request_id)
         return _json(
             error_body("unavailable", "the database is unreachable; try again shortly", [{"requestId": request_id}]),
@@ -280,20 +301,6 @@ def _error_response(exc: Exception, request_id: str) -> flask.Response:
     )
 
 
-def _is_backend_unavailable(exc: Exception) -> bool:
-    """Firestore down, slow or contended is a 503 with Retry-After, never a 500."""
-    from google.api_core import exceptions as gexc
-
-    # Aborted: contention that outlasted every retry; trying again shortly is the cure too.
-    return isinstance(exc, (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError, gexc.Aborted))
-
-
-def not_implemented(router: Router, rules: list[tuple[str, list[str]]], issue: str) -> None:
-    """Placeholder routes for a function whose issue has not landed: routed, authenticated, 501."""
-    for rule, methods in rules:
-
-        def placeholder(call: Call) -> Any:
-            raise errors.NotImplementedYet(f"{router.name} is not implemented yet ({issue})")
-
-        placeholder.__name__ = f"placeholder_{len(router._routes)}"
-        router.route(rule, methods)(placeholder)
+def _is_configuration_error(exc: Exception) -> bool:
+    """get_settings() refusing an environment variable (shared/settings.py)."""
+    return isinstance(exc, ValidationError) and exc.title == Settings.__name__

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.ids import ID_PATTERN, is_valid_id
@@ -15,6 +15,12 @@ class ApiModel(BaseModel):
 
     JSON bodies should use pydantic's Strict* types for bools and ints ("yes" is not
     true); query-string models stay lax because every query value arrives as text.
+
+    null means absent: an optional field sent as `null` takes its default, as in
+    Google's JSON APIs (proto3's JSON mapping reads null as the field's default), so
+    one empty CSV cell does not refuse a whole request. A required field sent as null
+    is still a 400, and so is a null for a name the model does not have. A model whose
+    null has another meaning (a PATCH, where it would erase) sets NULL_IS_ABSENT = False.
     """
 
     model_config = ConfigDict(
@@ -24,8 +30,15 @@ class ApiModel(BaseModel):
         str_strip_whitespace=False,
     )
 
-    def to_api(self) -> dict:
-        return self.model_dump(by_alias=True, mode="json", exclude_none=False)
+    NULL_IS_ABSENT: ClassVar[bool] = True
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_is_absent(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None or not cls.NULL_IS_ABSENT or info.field_name is None:
+            return value
+        field = cls.model_fields[info.field_name]
+        return value if field.is_required() else field.get_default(call_default_factory=True)
 
 
 def _check_id(value: str) -> str:

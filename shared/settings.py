@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     telemetry_max_body_bytes: int = Field(default=65_536, gt=0)
     telemetry_rate_limit: int = Field(default=30, ge=0)
     telemetry_rate_window_seconds: int = Field(default=60, gt=0)
+    telemetry_retention_days: int = Field(default=30, gt=0)
+    trusted_proxy_hops: int = Field(default=2, ge=1)
 
     _split = field_validator(
         "allowed_origins", "auth_allowed_emails", "auth_allowed_domains", mode="before"

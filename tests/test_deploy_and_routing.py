@@ -15,7 +15,7 @@ from tools.localstack import HostingConfig, function_names
 
 FUNCTIONS = ["jobs", "receipts", "schedule", "telemetry", "templates", "worker"]
 
-# Every path of SPEC.md's HTTP API, as the browser sends it, and who must serve it.
+# Every path of the HTTP API (docs/, public/api/openapi.json), as the browser sends it, and who must serve it.
 SPEC_ROUTES = [
     ("/api/lead-runs", "receipts"),
     ("/api/lead-runs/run-1/receipts", "receipts"),
@@ -41,10 +41,24 @@ def build_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dry_run(build_dir):
+def dry_run_output(build_dir):
     result = deploy("--dry-run", build_dir=build_dir)
     assert result.returncode == 0, result.stderr
-    return [shlex.split(line) for line in result.stdout.splitlines() if line.startswith("gcloud ")]
+    return result.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def dry_run(dry_run_output):
+    return [shlex.split(line) for line in dry_run_output if line.startswith("gcloud functions ")]
+
+
+def test_a_full_deploy_deploys_firestore_rules_indexes_and_ttl_policies(dry_run_output):
+    firestore = [line for line in dry_run_output if not line.startswith("gcloud functions ")]
+    assert any(" deploy --only firestore:rules,firestore:indexes " in line and "firebase" in line for line in firestore)
+    ttl = [shlex.split(line) for line in firestore if line.startswith("gcloud firestore fields ttls update expireAt ")]
+    groups = sorted(arg.split("=", 1)[1] for cmd in ttl for arg in cmd if arg.startswith("--collection-group="))
+    assert groups == ["events", "folds", "telemetry_rate_limits"]
+    assert all("--enable-ttl" in cmd for cmd in ttl)
 
 
 def test_dry_run_deploys_six_gen2_functions(dry_run):

@@ -105,11 +105,10 @@ def test_a_transaction_that_cannot_begin_is_a_503_not_a_500(function_client, unr
     assert response.headers["Retry-After"] == "5"
 
 
-def test_placeholder_functions_answer_501_until_their_issue_lands(function_client):
+def test_every_function_is_implemented_no_placeholder_answers_501(function_client):
     response = function_client("receipts").get("/api/lead-runs")
-    assert response.status_code in (200, 501)  # 200 once receipts lands
-    if response.status_code == 501:
-        assert response.get_json()["error"]["code"] == "not_implemented"
+    assert response.status_code == 200
+    assert response.get_json()["runs"] == []
 
 
 class TestFirebaseAuth:

@@ -39,7 +39,6 @@ _REASONS = {
     415: "Body is not JSON.",
     429: "Rate limited; see Retry-After.",
     500: "Unexpected error; quote the request id.",
-    501: "Not implemented yet.",
     503: "A backend is unavailable; see Retry-After.",
 }
 

@@ -25,7 +25,7 @@ def report_error(call: Call):
     report = call.json(ErrorReportIn, max_bytes=settings.telemetry_max_body_bytes, lone_surrogates=True)
     reporter = service.Reporter(
         user=call.user,
-        ip=ratelimit.client_ip(call.request.headers, call.request.remote_addr),
+        ip=ratelimit.client_ip(call.request.headers, call.request.remote_addr, settings.trusted_proxy_hops),
         referrer=call.header("Referer"),
     )
     return Reply(service.submit_report(get_db(), report, reporter, settings), 202)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 from shared.errors import InvalidArgument, field_error
+from shared.firestore_limits import storable
 from shared.http import validate
 from shared.models import ApiModel, ResourceId
 
@@ -44,7 +45,7 @@ class LeadIn(ApiModel):
     last_name: StrictStr = Field(default="", max_length=200)
     company: StrictStr = Field(default="", max_length=200)
     time_zone: StrictStr = Field(default="", max_length=64)
-    fields: dict[str, FieldValue] = Field(default_factory=dict)
+    fields: Annotated[dict[str, FieldValue], storable("fields")] = Field(default_factory=dict)
 
     @field_validator("fields")
     @classmethod

@@ -1,5 +1,5 @@
 """lead_runs/{runId} and everything under it: the paths and document shapes of runs,
-leads, action receipts and the job (SPEC.md "Firestore data model", docs/data-model.md).
+leads, action receipts and the job (docs/data-model.md).
 
 Nothing outside this module builds one of these paths.
 """

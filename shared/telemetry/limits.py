@@ -13,6 +13,7 @@ import json
 import math
 from typing import Any
 
+from shared import firestore_limits
 from shared.telemetry.fingerprint import parse_frame
 
 # The default of TELEMETRY_MAX_BODY_BYTES (shared/settings.py), enforced with the
@@ -40,9 +41,6 @@ MAX_CONTEXT_STRING_CHARS = 512
 MAX_CONTEXT_BYTES = 4_096
 
 TRUNCATED_KEY = "_truncated"
-
-# Firestore int64; a bigger JSON integer would fail the write with a 500.
-_INT64 = 2**63
 
 def marker(dropped: int, unit: str = "chars") -> str:
     return f"…[truncated {dropped} {unit}]"
@@ -111,8 +109,9 @@ class _Budget:
 
 def _context_key(key: str) -> str:
     key = clean_text(key)[:MAX_CONTEXT_KEY_CHARS]
-    # Firestore reserves field names of the form __x__ and refuses empty ones.
-    if key.startswith("__") and key.endswith("__"):
+    # Unlike the other free-form maps (refused with a 400), a report from a crashing
+    # page is repaired to fit shared/firestore_limits.py's rules rather than refused.
+    if firestore_limits.is_reserved(key) or (key.startswith("__") and key.endswith("__")):
         key = key.strip("_") or "_"
     return key or "_"
 
@@ -121,7 +120,7 @@ def _scalar(value: Any, budget: _Budget) -> Any:
     if isinstance(value, bool) or value is None:
         pass
     elif isinstance(value, int):
-        value = value if -_INT64 <= value < _INT64 else str(value)
+        value = value if firestore_limits.INT64_MIN <= value <= firestore_limits.INT64_MAX else str(value)
     elif isinstance(value, float):
         # NaN and Infinity parse from JSON in Python but are not JSON on the way out.
         value = value if math.isfinite(value) else None

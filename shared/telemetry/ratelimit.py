@@ -7,10 +7,13 @@ set to the end of the window. Cloud Functions scale out to many instances, so an
 in-memory counter would multiply the limit by the instance count.
 
 Who the client is: the signed-in user when the report carries a valid ID token,
-else the first address of X-Forwarded-For (the browser, as Firebase Hosting
-forwards it), else the connection's address. IPv6 clients are counted per /64,
-the block one household or device usually gets. The key is hashed before it
-becomes a document id, so no address is stored.
+else the address the trusted front end saw, else the connection's address. That
+address is the TRUSTED_PROXY_HOPS-th entry of X-Forwarded-For counted from the
+right: Google's load balancer appends `<client-ip>,<load-balancer-ip>` to whatever
+the client sent, so every entry left of those two is the client's own writing
+and forging it must not buy a fresh limit (docs/telemetry.md). IPv6 clients are
+counted per /64, the block one household or device usually gets. The key is
+hashed before it becomes a document id, so no address is stored.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ if TYPE_CHECKING:
     from shared.auth import User
 
 
-def client_ip(headers: Any, remote_addr: str | None) -> str | None:
-    forwarded = (headers.get("X-Forwarded-For") or "").split(",")[0].strip()
+def client_ip(headers: Any, remote_addr: str | None, trusted_hops: int) -> str | None:
+    entries = [entry.strip() for entry in (headers.get("X-Forwarded-For") or "").split(",") if entry.strip()]
+    # Fewer entries than trusted hops: no front end appended them (a local run), so the
+    # left-most is as good as any; behind the load balancer there are always enough.
+    forwarded = entries[max(0, len(entries) - trusted_hops)] if entries else ""
     for candidate in (forwarded, remote_addr or ""):
         try:
             return str(ipaddress.ip_address(candidate.strip()))

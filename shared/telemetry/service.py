@@ -84,7 +84,7 @@ def group_of(report: SafeReport) -> Grouping:
 
 
 def _event_document(
-    report: SafeReport, grouping: Grouping, reporter: Reporter, received_at: dt.datetime
+    report: SafeReport, grouping: Grouping, reporter: Reporter, received_at: dt.datetime, retention: dt.timedelta
 ) -> dict[str, Any]:
     user = reporter.user
     return {
@@ -104,6 +104,7 @@ def _event_document(
         "context": report.context,
         "truncated": list(report.truncated),
         "user": {"uid": user.uid, "email": user.email} if user else None,
+        "expireAt": received_at + retention,  # Firestore's TTL policy deletes it then
     }
 
 
@@ -149,7 +150,9 @@ def submit_report(
         db,
         fingerprint=grouping.fingerprint,
         report_id=report_id,
-        event=_event_document(safe, grouping, reporter, received_at),
+        event=_event_document(
+            safe, grouping, reporter, received_at, dt.timedelta(days=settings.telemetry_retention_days)
+        ),
         group=_group_document(safe, grouping, report_id),
         received_at=received_at,
     )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
+from shared.firestore_limits import StorableText
 from shared.models import ApiModel
 from shared.outreach import render
 
@@ -24,10 +25,10 @@ def _check_placeholders(value: str | None) -> str | None:
 
 
 class TemplateFields(ApiModel):
-    name: str = Field(min_length=1, max_length=NAME_MAX)
+    name: StorableText = Field(min_length=1, max_length=NAME_MAX)
     channel: Literal["email"] = "email"
-    subject: str = Field(min_length=1, max_length=SUBJECT_MAX)
-    body: str = Field(min_length=1, max_length=BODY_MAX)
+    subject: StorableText = Field(min_length=1, max_length=SUBJECT_MAX)
+    body: StorableText = Field(min_length=1, max_length=BODY_MAX)
     draft_first: StrictBool = False
 
     _placeholders = field_validator("subject", "body")(_check_placeholders)
@@ -44,10 +45,12 @@ class TemplateReplace(TemplateFields):
 
 
 class TemplatePatch(ApiModel):
-    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    NULL_IS_ABSENT = False  # here null would mean "erase", which _no_nulls refuses
+
+    name: StorableText | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     channel: Literal["email"] | None = None
-    subject: str | None = Field(default=None, min_length=1, max_length=SUBJECT_MAX)
-    body: str | None = Field(default=None, min_length=1, max_length=BODY_MAX)
+    subject: StorableText | None = Field(default=None, min_length=1, max_length=SUBJECT_MAX)
+    body: StorableText | None = Field(default=None, min_length=1, max_length=BODY_MAX)
     draft_first: StrictBool | None = None
     version: StrictInt | None = Field(default=None, ge=1)
 

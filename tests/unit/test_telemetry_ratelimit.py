@@ -8,15 +8,20 @@ from shared.auth import User
 from shared.telemetry.ratelimit import client_ip, client_key, retry_after, window_at
 
 
-def test_client_ip_is_the_first_forwarded_address():
-    assert client_ip({"X-Forwarded-For": "203.0.113.7, 10.0.0.1, 10.0.0.2"}, "10.9.9.9") == "203.0.113.7"
-    assert client_ip({"X-Forwarded-For": " 2001:db8::1 "}, None) == "2001:db8::1"
+def test_client_ip_is_the_address_the_load_balancer_saw_not_the_client_supplied_ones():
+    # Google's load balancer appends "<client-ip>,<load-balancer-ip>" to what the client sent.
+    forged = {"X-Forwarded-For": "1.2.3.4, 5.6.7.8, 203.0.113.7, 130.211.0.9"}
+    assert client_ip(forged, "10.9.9.9", trusted_hops=2) == "203.0.113.7"
+    assert client_ip({"X-Forwarded-For": "203.0.113.7, 130.211.0.9"}, "10.9.9.9", trusted_hops=2) == "203.0.113.7"
+    # Reached without the load balancer: the front end appends only the client's address.
+    assert client_ip({"X-Forwarded-For": "1.2.3.4, 203.0.113.8"}, "10.9.9.9", trusted_hops=1) == "203.0.113.8"
+    assert client_ip({"X-Forwarded-For": " 2001:db8::1 "}, None, trusted_hops=2) == "2001:db8::1"
 
 
 def test_client_ip_falls_back_to_the_connection():
-    assert client_ip({}, "198.51.100.4") == "198.51.100.4"
-    assert client_ip({"X-Forwarded-For": "not-an-ip"}, "198.51.100.4") == "198.51.100.4"
-    assert client_ip({"X-Forwarded-For": ""}, None) is None
+    assert client_ip({}, "198.51.100.4", trusted_hops=2) == "198.51.100.4"
+    assert client_ip({"X-Forwarded-For": "not-an-ip"}, "198.51.100.4", trusted_hops=2) == "198.51.100.4"
+    assert client_ip({"X-Forwarded-For": ""}, None, trusted_hops=2) is None
 
 
 def test_a_signed_in_user_is_one_client_wherever_they_are():
