@@ -83,7 +83,11 @@ def log(logger: logging.Logger, level: int, message: str, **fields: Any) -> None
 
 def log_request(method: str, path: str, status: int, started: float) -> None:
     """make dev's one line per request: `POST /api/lead-runs/r1/jobs 202 35ms run=r1`."""
-    if get_settings().log_format != "text":
+    try:
+        text = get_settings().log_format == "text"
+    except ValueError:  # invalid settings: the request was already answered with the 500 envelope
+        return
+    if not text:
         return
     match = _RUN_ID.match(path)
     elapsed_ms = (time.monotonic() - started) * 1000
