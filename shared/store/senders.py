@@ -29,6 +29,7 @@ class Reservation:
     granted: bool
     reason: str | None = None  # daily_cap | hourly_cap | pacing | provider_quota | sender_missing
     wake_at: dt.datetime | None = None
+    pause_level: int = 0  # how many quota pauses in a row preceded a grant
 
 
 def ref(db: "firestore.Client", sender_id: str) -> "firestore.DocumentReference":
@@ -105,7 +106,7 @@ def reserve(
             return Reservation(False, "sender_missing")
         sends = recent(doc.get("sends"), now)
         if any(s.get("key") == key for s in sends):
-            return Reservation(True)
+            return Reservation(True, pause_level=int(doc.get("pauseLevel") or 0))
         refused = refusal(doc, now)
         if refused is not None:
             return refused
@@ -115,7 +116,7 @@ def reserve(
             "nextSendAt": now + dt.timedelta(seconds=gap),
             "updatedAt": now,
         }, option=unchanged)
-        return Reservation(True)
+        return Reservation(True, pause_level=int(doc.get("pauseLevel") or 0))
 
     # Every run of a sender contends on this one document: more rounds than the default.
     return write_if_unchanged(db, document_ref, apply, attempts=16)

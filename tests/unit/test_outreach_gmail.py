@@ -4,6 +4,7 @@ response shapes (no network: the session is a stand-in that records the call).""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import email
 import json
 from email import policy
@@ -12,7 +13,7 @@ import pytest
 import requests
 
 from shared.outreach import gmail
-from shared.outreach.errors import PermanentError, TransientError
+from shared.outreach.errors import PermanentError, ProviderQuotaError, TransientError, retry_after_seconds
 from shared.outreach.providers import OutgoingEmail
 
 SEND = OutgoingEmail(
@@ -89,8 +90,11 @@ def test_raw_is_base64url_without_plus_or_slash():
 @pytest.mark.parametrize(
     "status, body, kind, code",
     [
-        (429, google_error(429, "Too many concurrent requests for user", "rateLimitExceeded", "RESOURCE_EXHAUSTED"), TransientError, "provider_transient"),
-        (403, google_error(403, "User-rate limit exceeded", "userRateLimitExceeded", "PERMISSION_DENIED"), TransientError, "provider_transient"),
+        # Throttling is the mailbox's quota (issue 16): still transient, now a sender pause.
+        (429, google_error(429, "Too many concurrent requests for user", "rateLimitExceeded", "RESOURCE_EXHAUSTED"), ProviderQuotaError, "provider_quota"),
+        (403, google_error(403, "User-rate limit exceeded", "userRateLimitExceeded", "PERMISSION_DENIED"), ProviderQuotaError, "provider_quota"),
+        (403, google_error(403, "Rate Limit Exceeded", "rateLimitExceeded", "PERMISSION_DENIED"), ProviderQuotaError, "provider_quota"),
+        (403, google_error(403, "Daily Limit Exceeded", "dailyLimitExceeded", "PERMISSION_DENIED"), ProviderQuotaError, "provider_quota"),
         (500, google_error(500, "Backend Error", "backendError", "INTERNAL"), TransientError, "provider_transient"),
         (503, google_error(503, "The service is currently unavailable.", "backendError", "UNAVAILABLE"), TransientError, "provider_transient"),
         (400, google_error(400, "Invalid To header", "invalidArgument", "INVALID_ARGUMENT"), PermanentError, "provider_rejected"),
@@ -103,6 +107,34 @@ def test_error_responses_are_classified(status, body, kind, code):
         gmail.GmailProvider(session=session).deliver(None, None, SEND)
     assert caught.value.code == code
     assert body["error"]["message"] in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "status, body, retry_after, seconds, daily",
+    [
+        # "User-rate limit exceeded (Mail sending)" with a time to retry (Gmail "Resolve errors", 429).
+        (429, google_error(429, "User-rate limit exceeded", "rateLimitExceeded", "RESOURCE_EXHAUSTED"), "120", 120.0, False),
+        (403, google_error(403, "User Rate Limit Exceeded", "userRateLimitExceeded", "PERMISSION_DENIED"), None, None, False),
+        (403, google_error(403, "Daily Limit Exceeded", "dailyLimitExceeded", "PERMISSION_DENIED"), "60", None, True),
+        (429, google_error(429, "Daily user sending quota exceeded.", "rateLimitExceeded", "RESOURCE_EXHAUSTED"), None, None, True),
+    ],
+)
+def test_quota_refusals_carry_retry_after_and_the_daily_flag(status, body, retry_after, seconds, daily):
+    answer = response(status, body)
+    if retry_after:
+        answer.headers["Retry-After"] = retry_after
+    with pytest.raises(ProviderQuotaError) as caught:
+        gmail.GmailProvider(session=RecordingSession(answer)).deliver(None, None, SEND)
+    assert caught.value.retry_after_seconds == seconds
+    assert caught.value.daily is daily
+
+
+def test_retry_after_as_an_http_date():
+    now = dt.datetime(2030, 6, 3, 12, 0, tzinfo=dt.timezone.utc)
+    assert retry_after_seconds("Mon, 03 Jun 2030 12:01:30 GMT", now) == 90.0
+    assert retry_after_seconds("Mon, 03 Jun 2030 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
 
 
 def test_an_error_body_that_is_not_json_still_classifies():
