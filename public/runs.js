@@ -7,6 +7,7 @@ import { $, badge, busy, clear, el, formatTime, say, showError } from "./ui.js";
 import { LeadsError, parseLeads } from "./leads.js";
 import { getRun, getTemplates, on, setRun } from "./state.js";
 import { initReceipts, onFirstPage, refreshReceipts, showReceiptsFor } from "./receipts.js";
+import { deliverabilityConfig, renderWaiting } from "./senders.js";
 
 const ACTIVE = new Set(["queued", "running"]);
 const POLL_MS = 1000;
@@ -31,6 +32,8 @@ export function legalActions(job) {
       return new Set(job.stalled ? ["pause", "resume", "cancel"] : ["pause", "cancel"]);
     case "paused":
       return new Set(["resume", "cancel"]);
+    case "waiting":
+      return new Set(["pause", "resume", "cancel"]);
     case "completed_with_errors":
     case "failed":
       return new Set(["retry"]);
@@ -153,6 +156,7 @@ async function onStart(event) {
     batchSize: numberOrUndefined("#start-batch"),
     maxAttempts: numberOrUndefined("#start-attempts"),
     draftFirst: draft === "" ? undefined : draft === "true",
+    ...deliverabilityConfig(),
   };
   const body = { action: "start", mode, config: JSON.parse(JSON.stringify(config)), leads };
   const name = $("#start-name").value.trim();
@@ -361,6 +365,7 @@ function renderJob(job, run = null) {
     COUNT_ORDER.map((key) => el("div", { class: `count count-${key}${counts[key] ? " nonzero" : ""}` }, el("dt", {}, key), el("dd", { id: `count-${key}` }, String(counts[key] || 0)))),
   );
   $("#run-stalled").hidden = !(job && job.stalled);
+  renderWaiting(job);
   const legal = legalActions(job);
   for (const button of document.querySelectorAll("#run-view [data-action]")) {
     if (button.getAttribute("aria-busy") !== "true") button.disabled = !legal.has(button.dataset.action);
