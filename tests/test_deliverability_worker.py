@@ -285,3 +285,25 @@ def test_start_refuses_an_unknown_sender_and_writes_nothing(db):
     assert job(db, "r1") is None
     with pytest.raises(InvalidArgument):
         models.parse_request(start_request(make_leads(1), senderId="a/b"))
+
+
+def test_wake_and_hand_off_dispatches_the_woken_lease_once(db, sim):
+    captured = start(db, "r1", zoned(["America/New_York"]), sendWindow=WINDOW)
+    provider = RecordingProvider(sim)
+    run_chain(db, captured, sim, provider)
+    sim.at = dt.datetime(2030, 6, 3, 13, 0, tzinfo=UTC)
+    dispatched = Captured()
+    assert wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), dispatched)
+    assert not wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), dispatched)  # already running
+    ((run_id, token, lease),) = dispatched.calls
+    assert (run_id, token, lease) == ("r1", job(db, "r1")["workerToken"], job(db, "r1")["lease"]["owner"])
+    run_chain(db, dispatched, sim, provider)
+    assert [s.lead_id for s in provider.sends] == ["lead-000000"] and job(db, "r1")["status"] == "completed"
+
+
+def test_a_failed_wake_dispatch_is_noted_on_the_job(db, sim):
+    captured = start(db, "r1", zoned(["America/New_York"]), sendWindow=WINDOW)
+    run_chain(db, captured, sim, RecordingProvider(sim))
+    sim.at = dt.datetime(2030, 6, 3, 13, 0, tzinfo=UTC)
+    assert wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), lambda *call: False)
+    assert job(db, "r1")["diagnostics"][-1]["code"] == "dispatch_failed"

@@ -1,9 +1,9 @@
 """Waking waiting jobs: what the sweeper (issue 13) calls every minute.
 
     for run_id in due_waiting_jobs(db, now):
-        woken = wake(db, run_id, now, settings)
-        if woken:
-            dispatcher(run_id, woken.token, woken.owner)   # the usual hand-off
+        wake_and_hand_off(db, run_id, now, settings, dispatcher)
+
+(`wake` alone when the caller dispatches itself: it returns the hand-off.)
 
 `wake` is a compare-and-set commit on the job: only a job still `waiting` whose
 `wakeAt` has come moves to `running`, with a fresh lease whose owner is the hand-off
@@ -24,6 +24,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared import clock
 from shared.jobs import state
 from shared.jobs import worker
+from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.settings import Settings
 from shared.store import runs as repo
 from shared.store.client import write_if_unchanged
@@ -82,3 +83,18 @@ def wake(db: Any, run_id: str, now: dt.datetime | None, settings: Settings) -> W
         return Woken(run_id, owner, job.get("workerToken") or "")
 
     return write_if_unchanged(db, ref, apply)
+
+
+def wake_and_hand_off(
+    db: Any, run_id: str, now: dt.datetime | None, settings: Settings, dispatcher: Dispatcher | None = None
+) -> bool:
+    """wake(), then invoke the worker with the hand-off; True when this call woke the job.
+
+    A failed dispatch is noted on the job as the worker's own hand-offs are; the lease
+    then lapses and the sweeper's stalled-job pass restarts it."""
+    woken = wake(db, run_id, now, settings)
+    if woken is None:
+        return False
+    if not (dispatcher or default_dispatcher(settings))(run_id, woken.token, woken.owner):
+        worker.note_dispatch_failure(db, run_id, woken.owner)
+    return True
