@@ -307,3 +307,17 @@ def test_a_failed_wake_dispatch_is_noted_on_the_job(db, sim):
     sim.at = dt.datetime(2030, 6, 3, 13, 0, tzinfo=UTC)
     assert wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), lambda *call: False)
     assert job(db, "r1")["diagnostics"][-1]["code"] == "dispatch_failed"
+
+
+def test_a_foreground_run_that_must_wait_continues_in_the_background(db, sim):
+    service.post(db, "r1", models.parse_request(start_request(
+        zoned(["America/New_York", "Europe/Berlin"]), mode="foreground", sendWindow=WINDOW)), dispatcher=Captured())
+    current = job(db, "r1")
+    assert (current["status"], current["waitReason"], current["counts"]["sent"]) == ("waiting", "window_closed", 1)
+    assert current["workerToken"] is None
+    sim.at = dt.datetime(2030, 6, 3, 13, 0, tzinfo=UTC)
+    dispatched = Captured()
+    assert wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), dispatched)
+    assert dispatched.calls[0][1] and job(db, "r1")["mode"] == "background"
+    run_chain(db, dispatched, sim, RecordingProvider(sim))
+    assert job(db, "r1")["status"] == "completed" and len(docs(db, "mail")) == 2

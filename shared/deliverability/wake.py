@@ -21,7 +21,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared import clock
+from shared import auth, clock
 from shared.jobs import state
 from shared.jobs import worker
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
@@ -70,8 +70,13 @@ def wake(db: Any, run_id: str, now: dt.datetime | None, settings: Settings) -> W
         target = state.next_status("wake", job["status"])
         reason = job.get("waitReason") or "waiting"
         note = worker.diagnostic("woken", f"woken at {clock.rfc3339(at)} after waiting ({reason})")
+        # A foreground run that had to wait has no worker token: like resume, it
+        # continues in the background.
+        token = job.get("workerToken") or auth.new_worker_token()
         batch.update(ref, {
             "status": target,
+            "workerToken": token,
+            "mode": "background",
             "lease": {"owner": owner, "expiresAt": at + dt.timedelta(seconds=settings.worker_lease_seconds)},
             "wakeAt": None,
             "waitReason": None,
@@ -80,7 +85,7 @@ def wake(db: Any, run_id: str, now: dt.datetime | None, settings: Settings) -> W
             "writes": firestore.Increment(1),
         }, option=unchanged)
         batch.update(repo.run_ref(db, run_id), {"status": target, "updatedAt": at})
-        return Woken(run_id, owner, job.get("workerToken") or "")
+        return Woken(run_id, owner, token)
 
     return write_if_unchanged(db, ref, apply)
 
