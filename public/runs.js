@@ -11,6 +11,7 @@ import { deliverabilityConfig, renderWaiting } from "./senders.js";
 
 const ACTIVE = new Set(["queued", "running"]);
 const POLL_MS = 1000;
+const WAITING_POLL_MS = 30000;
 const RECEIPTS_EVERY = 3; // receipts reload every third poll while a job runs
 const COUNT_ORDER = ["pending", "sent", "drafted", "failed", "skipped"];
 
@@ -327,14 +328,16 @@ function stopPolling() {
 function schedulePoll() {
   stopPolling();
   const active = foregroundBusy || (lastJob && ACTIVE.has(lastJob.status));
-  if (!active || !getRun()) return;
+  // A waiting job changes at its wakeAt (docs/deliverability.md): look now and then.
+  const waiting = lastJob && lastJob.status === "waiting";
+  if ((!active && !waiting) || !getRun()) return;
   pollTimer = setTimeout(async () => {
     pollTicks += 1;
     const withReceipts = foregroundBusy || pollTicks % RECEIPTS_EVERY === 0;
     await refreshJob({ expectMissing: foregroundBusy });
     if (withReceipts && onFirstPage()) await refreshReceipts({ expectMissing: foregroundBusy }).catch(() => null);
     schedulePoll();
-  }, POLL_MS);
+  }, active ? POLL_MS : WAITING_POLL_MS);
 }
 
 function processed(job) {

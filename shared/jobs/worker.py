@@ -11,7 +11,9 @@ One invocation (POST /api/lead-runs/{runId}/jobs/worker):
    only if free or expired;
 3. processes pending leads from `nextIndex` in index order until `batchSize` leads or
    the time budget, re-reading the job before each lead so pause, cancel or a lost
-   lease stop it within one lead;
+   lease stop it within one lead; before each lead shared/deliverability/gate.py says
+   whether it may go now (its sending window, the sender's caps and pacing): a deferred
+   lead stays pending, and a batch with nothing sendable checkpoints the job `waiting`;
 4. writes progress once (the checkpoint: nextIndex, counts, diagnostics,
    attemptsByLead, status, and the lease handed to the next invocation) and mirrors
    status and counts on the run;

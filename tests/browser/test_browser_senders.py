@@ -54,7 +54,7 @@ def test_senders_panel_and_a_waiting_run(page, stack, db, screenshot):
         box.check()
     page.get_by_role("button", name="Start run").click()
 
-    expect(page.locator("#run-status")).to_contain_text("waiting", timeout=20000)
+    expect(page.locator("#run-status")).to_contain_text("waiting", timeout=60000)  # a real worker on a busy machine
     waiting = page.locator("#run-waiting")
     expect(waiting).to_contain_text("outside its sending window")
     expect(waiting).to_contain_text("next send")
