@@ -321,3 +321,25 @@ def test_a_foreground_run_that_must_wait_continues_in_the_background(db, sim):
     assert dispatched.calls[0][1] and job(db, "r1")["mode"] == "background"
     run_chain(db, dispatched, sim, RecordingProvider(sim))
     assert job(db, "r1")["status"] == "completed" and len(docs(db, "mail")) == 2
+
+
+def test_a_sender_deleted_mid_run_fails_the_job_and_sends_nothing(db, sim):
+    sender(db)
+    captured = start(db, "r1", make_leads(2), senderId="box")
+    senders_repo.ref(db, "box").delete()
+    provider = RecordingProvider(sim)
+    run_chain(db, captured, sim, provider)
+    current = job(db, "r1")
+    assert current["status"] == "failed" and provider.sends == []
+    assert current["diagnostics"][-1]["code"] == "sender_missing"
+    assert {lead["status"] for lead in all_leads(db, "r1")} == {"pending"}
+
+
+def test_hourly_cap_waits_for_the_oldest_send_of_the_hour(db, sim):
+    sender(db, maxPerHour=2)
+    captured = start(db, "r1", make_leads(3), senderId="box")
+    provider = RecordingProvider(sim)
+    run_chain(db, captured, sim, provider)
+    current = job(db, "r1")
+    assert (current["status"], current["waitReason"]) == ("waiting", "hourly_cap")
+    assert current["wakeAt"] == T0 + dt.timedelta(hours=1) and len(provider.sends) == 2
