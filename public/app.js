@@ -7,11 +7,12 @@ import { initAuth } from "./auth.js";
 import { initReport, showAttached } from "./report.js";
 import { initRuns, loadRecent } from "./runs.js";
 import { initSchedule } from "./schedule.js";
+import { initSenders, loadSenders } from "./senders.js";
 import { runFromUrl, setRun } from "./state.js";
 import { initTemplates, loadTemplates } from "./templates.js";
 import { $ } from "./ui.js";
 
-const TABS = ["runs", "templates", "schedule", "report"];
+const TABS = ["runs", "templates", "schedule", "senders", "report"];
 let started = false; // screens fetch fresh data when shown, once sign-in is done
 
 function selectTab(name, { focus = false, updateHash = true } = {}) {
@@ -26,6 +27,7 @@ function selectTab(name, { focus = false, updateHash = true } = {}) {
   if (tab === "report") showAttached();
   if (started && tab === "templates") loadTemplates();
   if (started && tab === "runs") loadRecent();
+  if (started && tab === "senders") loadSenders();
   if (updateHash) {
     const url = new URL(window.location.href);
     url.hash = tab === "runs" ? "" : tab;
@@ -67,11 +69,13 @@ async function main() {
   initTemplates();
   initRuns();
   initSchedule();
+  initSenders();
   await initAuth();
   showHealth();
   window.addEventListener("popstate", () => setRun(runFromUrl(), { push: false }));
   const fromUrl = runFromUrl();
   await loadTemplates();
+  await loadSenders();
   if (fromUrl) setRun(fromUrl, { push: false });
   await loadRecent();
   started = true;

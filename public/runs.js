@@ -7,9 +7,11 @@ import { $, badge, busy, clear, el, formatTime, say, showError } from "./ui.js";
 import { LeadsError, parseLeads } from "./leads.js";
 import { getRun, getTemplates, on, setRun } from "./state.js";
 import { initReceipts, onFirstPage, refreshReceipts, showReceiptsFor } from "./receipts.js";
+import { deliverabilityConfig, renderWaiting } from "./senders.js";
 
 const ACTIVE = new Set(["queued", "running"]);
 const POLL_MS = 1000;
+const WAITING_POLL_MS = 30000;
 const RECEIPTS_EVERY = 3; // receipts reload every third poll while a job runs
 const COUNT_ORDER = ["pending", "sent", "drafted", "failed", "skipped"];
 
@@ -31,6 +33,8 @@ export function legalActions(job) {
       return new Set(job.stalled ? ["pause", "resume", "cancel"] : ["pause", "cancel"]);
     case "paused":
       return new Set(["resume", "cancel"]);
+    case "waiting":
+      return new Set(["pause", "resume", "cancel"]);
     case "completed_with_errors":
     case "failed":
       return new Set(["retry"]);
@@ -153,6 +157,7 @@ async function onStart(event) {
     batchSize: numberOrUndefined("#start-batch"),
     maxAttempts: numberOrUndefined("#start-attempts"),
     draftFirst: draft === "" ? undefined : draft === "true",
+    ...deliverabilityConfig(),
   };
   const body = { action: "start", mode, config: JSON.parse(JSON.stringify(config)), leads };
   const name = $("#start-name").value.trim();
@@ -323,14 +328,16 @@ function stopPolling() {
 function schedulePoll() {
   stopPolling();
   const active = foregroundBusy || (lastJob && ACTIVE.has(lastJob.status));
-  if (!active || !getRun()) return;
+  // A waiting job changes at its wakeAt (docs/deliverability.md): look now and then.
+  const waiting = lastJob && lastJob.status === "waiting";
+  if ((!active && !waiting) || !getRun()) return;
   pollTimer = setTimeout(async () => {
     pollTicks += 1;
     const withReceipts = foregroundBusy || pollTicks % RECEIPTS_EVERY === 0;
     await refreshJob({ expectMissing: foregroundBusy });
     if (withReceipts && onFirstPage()) await refreshReceipts({ expectMissing: foregroundBusy }).catch(() => null);
     schedulePoll();
-  }, POLL_MS);
+  }, active ? POLL_MS : WAITING_POLL_MS);
 }
 
 function processed(job) {
@@ -361,6 +368,7 @@ function renderJob(job, run = null) {
     COUNT_ORDER.map((key) => el("div", { class: `count count-${key}${counts[key] ? " nonzero" : ""}` }, el("dt", {}, key), el("dd", { id: `count-${key}` }, String(counts[key] || 0)))),
   );
   $("#run-stalled").hidden = !(job && job.stalled);
+  renderWaiting(job);
   const legal = legalActions(job);
   for (const button of document.querySelectorAll("#run-view [data-action]")) {
     if (button.getAttribute("aria-busy") !== "true") button.disabled = !legal.has(button.dataset.action);

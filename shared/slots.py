@@ -9,7 +9,10 @@ Policies (docs/schedule.md explains why):
   candidates share a UTC instant.
 - Working hours on day D are the elapsed interval from the first instant the local
   clock reads `start` on D to the first instant it reads `end` ("24:00" = the first
-  instant of D + 1). A slot must lie inside it; its length is real elapsed minutes.
+  instant of D + 1). An `end` before `start` (`22:00`-`02:00`) is on D + 1: the hours
+  cross midnight and belong to D, the day they open (working days and the search
+  window count opening days). A slot must lie inside it; its length is real elapsed
+  minutes.
 - Busy intervals and bookings are half-open [start, end): a slot may start exactly
   when a busy interval ends.
 """
@@ -66,7 +69,7 @@ class SlotQuery:
     first_day: dt.date
     last_day: dt.date  # inclusive
     work_start_minute: int  # minutes after local midnight
-    work_end_minute: int  # up to 1440 ("24:00")
+    work_end_minute: int  # up to 1440 ("24:00"); below work_start_minute: on the next day
     working_days: frozenset[int] = frozenset({1, 2, 3, 4, 5})  # ISO weekdays
     duration_minutes: int = 30
     step_minutes: int = 30
@@ -178,7 +181,7 @@ def _grid_starts(query: SlotQuery, earliest: dt.datetime) -> Iterator[dt.datetim
         if day.isoweekday() in query.working_days:
             midnight = dt.datetime.combine(day, dt.time())
             opens = midnight + dt.timedelta(minutes=query.work_start_minute)
-            closes = midnight + dt.timedelta(minutes=query.work_end_minute)
+            closes = midnight + dt.timedelta(minutes=closing_minute(query.work_start_minute, query.work_end_minute))
             steady = _steady_offset(opens, closes, zone)
             closes_utc = closes - steady if steady is not None else _naive_utc(first_instant_at(closes, zone))
             wall = opens
@@ -200,6 +203,12 @@ def _grid_starts(query: SlotQuery, earliest: dt.datetime) -> Iterator[dt.datetim
         day += dt.timedelta(days=1)
 
 
+def closing_minute(start_minute: int, end_minute: int) -> int:
+    """Minutes from the opening day's midnight to the end of the hours: an end before
+    the start is on the next day, so hours never run backwards."""
+    return end_minute + MINUTES_PER_DAY if end_minute < start_minute else end_minute
+
+
 def _steady_offset(opens: dt.datetime, closes: dt.datetime, zone: ZoneInfo) -> dt.timedelta | None:
     """The zone's offset if it is the same from `opens` to `closes` (wall times), else None.
 
@@ -208,7 +217,8 @@ def _steady_offset(opens: dt.datetime, closes: dt.datetime, zone: ZoneInfo) -> d
     it (PEP 495), so one transition anywhere in the span, ends included, makes them
     differ. Two transitions that cancel out would not show, but no zone in tzdata has
     two transitions less than 26 hours apart (checked against every zone's transition
-    table when this was written), so the fast path is exact for a day's span.
+    table when this was written), so the fast path is exact for a span under a day
+    (hours across midnight included: they are shorter than 24 hours too).
     """
     offset = zone.utcoffset(opens)
     return offset if zone.utcoffset(closes.replace(fold=1)) == offset else None

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 from tools.localstack import HostingConfig, function_names
 
-FUNCTIONS = ["jobs", "receipts", "schedule", "telemetry", "templates", "worker"]
+FUNCTIONS = ["jobs", "receipts", "schedule", "senders", "telemetry", "templates", "worker"]
 
 # Every path of the HTTP API (docs/, public/api/openapi.json), as the browser sends it, and who must serve it.
 SPEC_ROUTES = [
@@ -25,6 +25,8 @@ SPEC_ROUTES = [
     ("/api/lead-runs/run-1/jobs/worker", "worker"),
     ("/api/templates", "templates"),
     ("/api/templates/tpl-1", "templates"),
+    ("/api/senders", "senders"),
+    ("/api/senders/mailbox-1", "senders"),
     ("/api/telemetry/error", "telemetry"),
 ]
 

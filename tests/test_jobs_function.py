@@ -119,10 +119,12 @@ def test_status_view_has_the_documented_shape_and_never_the_token(client, db):
     assert set(job) == {
         "id", "runId", "mode", "status", "nextIndex", "totalLeads", "counts", "diagnostics", "attemptsByLead",
         "stalled", "config", "leaseExpiresAt", "createdAt", "updatedAt", "startedAt", "finishedAt", "progressAt",
-        "writes",
+        "writes", "wakeAt", "waitReason",
     }
     assert job["status"] == "queued" and job["stalled"] is False and job["nextIndex"] == 0
-    assert job["config"] == {"templateId": "tpl-1", "batchSize": 2, "maxAttempts": 3, "draftFirst": None, "timeBudgetSeconds": None}
+    assert job["wakeAt"] is None and job["waitReason"] is None
+    assert job["config"] == {"templateId": "tpl-1", "batchSize": 2, "maxAttempts": 3, "draftFirst": None,
+                             "timeBudgetSeconds": None, "senderId": None, "sendWindow": None}
     stored = db.collection("lead_runs").document(RUN).collection("jobs").document("default").get().to_dict()
     assert stored["workerToken"] and stored["workerToken"] not in response.get_data(as_text=True)
     assert "workerToken" not in response.get_data(as_text=True)

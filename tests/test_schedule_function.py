@@ -67,6 +67,19 @@ def test_slot_search_across_spring_forward(client):
     ]
 
 
+def test_slot_search_across_midnight(client):
+    # A Monday night shift: 22:00 Monday to 02:00 Tuesday, New York summer time.
+    search = {**SEARCH, "workingDays": [1], "maxCandidates": 20,
+              "workingHours": {"start": "22:00", "end": "02:00"}, "durationMinutes": 60, "stepMinutes": 60}
+    body = post(client, {"slotSearch": search})
+    assert [(c["start"], c["end"]) for c in body["candidates"]] == [
+        ("2030-06-03T22:00:00-04:00", "2030-06-03T23:00:00-04:00"),
+        ("2030-06-03T23:00:00-04:00", "2030-06-04T00:00:00-04:00"),
+        ("2030-06-04T00:00:00-04:00", "2030-06-04T01:00:00-04:00"),
+        ("2030-06-04T01:00:00-04:00", "2030-06-04T02:00:00-04:00"),
+    ]
+
+
 def test_request_busy_intervals_in_any_offset_are_excluded(client):
     search = {**SEARCH, "busy": [
         {"start": "2030-06-03T15:30:00+02:00", "end": "2030-06-03T16:00:00+02:00"},  # 09:30-10:00 EDT
@@ -210,7 +223,8 @@ BAD_REQUESTS = [
     ({"slotSearch": {**SEARCH, "endDate": "2030-06-04"}}, "slotSearch.days"),
     ({"slotSearch": {**SEARCH, "days": 367}}, "slotSearch.days"),
     ({"slotSearch": {**SEARCH, "startDate": "June 3rd"}}, "slotSearch.startDate"),
-    ({"slotSearch": {**SEARCH, "workingHours": {"start": "17:00", "end": "09:00"}}}, "slotSearch.workingHours.end"),
+    # 17:00-09:00 is a night shift now (test_slot_search_across_midnight); an empty span is not.
+    ({"slotSearch": {**SEARCH, "workingHours": {"start": "00:00", "end": "00:00"}}}, "slotSearch.workingHours.end"),
     ({"slotSearch": {**SEARCH, "workingHours": {"start": "09:00", "end": "09:00"}}}, "slotSearch.workingHours.end"),
     ({"slotSearch": {**SEARCH, "workingHours": {"start": "24:00", "end": "24:00"}}}, "slotSearch.workingHours.start"),
     ({"slotSearch": {**SEARCH, "workingHours": {"start": "9am", "end": "17:00"}}}, "slotSearch.workingHours.start"),

@@ -88,15 +88,16 @@ class BusyInterval(ApiModel):
 
 class WorkingHours(ApiModel):
     start: Annotated[str, AfterValidator(_wall_minutes(allow_24=False))] = "09:00"
-    # "24:00" is the end of the day; "00:00" as an end would be the day's start.
+    # "24:00" is the end of the day; an end before the start ("22:00"-"02:00") is on
+    # the next day (shared/slots.py).
     end: Annotated[str, AfterValidator(_wall_minutes(allow_24=True))] = "17:00"
 
     @field_validator("end")
     @classmethod
-    def _after_start(cls, end: str, info: ValidationInfo) -> str:
+    def _not_empty(cls, end: str, info: ValidationInfo) -> str:
         start = info.data.get("start")
-        if start is not None and slots.parse_wall_minutes(end, allow_24=True) <= slots.parse_wall_minutes(start):
-            raise ValueError("working hours must end after they start (use 24:00 for midnight)")
+        if start is not None and slots.parse_wall_minutes(end, allow_24=True) == slots.parse_wall_minutes(start):
+            raise ValueError("working hours must not end when they start (00:00-24:00 is the whole day)")
         return end
 
     @property

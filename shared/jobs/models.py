@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
+from shared.deliverability.models import SendWindowIn
 from shared.errors import InvalidArgument, field_error
 from shared.firestore_limits import storable
 from shared.http import validate
@@ -31,6 +32,10 @@ class JobConfig(ApiModel):
     draft_first: StrictBool | None = None
     # null: the deployment's WORKER_TIME_BUDGET_SECONDS (background) / 50 s (foreground).
     time_budget_seconds: StrictFloat | None = Field(default=None, ge=1, le=540)
+    # Deliverability (docs/deliverability.md): the mailbox whose caps and pacing apply,
+    # and the local hours a lead may be sent to.
+    sender_id: ResourceId | None = None
+    send_window: SendWindowIn | None = None
 
 
 FieldValue = Union[StrictStr, StrictInt, StrictFloat, StrictBool, None]
@@ -121,6 +126,8 @@ class JobConfigView(ApiModel):
     max_attempts: int
     draft_first: bool | None = None
     time_budget_seconds: float | None = None
+    sender_id: str | None = None
+    send_window: dict[str, Any] | None = None
 
 
 class Job(ApiModel):
@@ -142,6 +149,9 @@ class Job(ApiModel):
     finished_at: str | None = None
     progress_at: str | None = None
     writes: int = 0
+    # Set while status is `waiting`: when the job may send again, and why it waits.
+    wake_at: str | None = None
+    wait_reason: str | None = None
 
 
 class JobEnvelope(ApiModel):

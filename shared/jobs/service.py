@@ -28,6 +28,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import auth, clock, ids
+from shared.deliverability.gate import deliverability_config
 from shared.errors import Conflict, NotFound, TooLarge, field_error
 from shared.http import Reply
 from shared.jobs import state, worker
@@ -97,6 +98,7 @@ def start(
         "maxAttempts": config.max_attempts,
         "draftFirst": config.draft_first,
         "timeBudgetSeconds": config.time_budget_seconds,
+        **deliverability_config(db, config),
     }
     lead_docs = lead_documents(request.leads) if request.leads else None
     leads_fp = fingerprint([lead.document_fields() for lead in request.leads]) if request.leads else None
@@ -368,7 +370,11 @@ def to_view(run_id: str, job: dict[str, Any], settings: Settings, now: dt.dateti
             max_attempts=int(config.get("maxAttempts") or 0),
             draft_first=config.get("draftFirst"),
             time_budget_seconds=config.get("timeBudgetSeconds"),
+            sender_id=config.get("senderId"),
+            send_window=config.get("sendWindow"),
         ),
+        wake_at=clock.rfc3339(job.get("wakeAt")) if job["status"] == state.WAITING else None,
+        wait_reason=job.get("waitReason") if job["status"] == state.WAITING else None,
         lease_expires_at=clock.rfc3339(lease.get("expiresAt")) if job["status"] in state.ACTIVE else None,
         created_at=clock.rfc3339(job.get("createdAt")),
         updated_at=clock.rfc3339(job.get("updatedAt")),

@@ -1,5 +1,6 @@
 """The job state machine (docs/jobs.md: queued → running → (paused ⇄ running) → completed |
-completed_with_errors | cancelled | failed), and when a job looks stalled.
+completed_with_errors | cancelled | failed; running ⇄ waiting for a job with nothing
+sendable until `wakeAt`, docs/deliverability.md), and when a job looks stalled.
 
 Pure functions: the service and the worker apply them in compare-and-set commits
 (store/client.write_if_unchanged).
@@ -15,23 +16,30 @@ from shared.errors import Conflict
 QUEUED = "queued"
 RUNNING = "running"
 PAUSED = "paused"
+# Nothing may be sent before `wakeAt` (window closed, a sender's cap or pacing, a provider
+# quota): no worker and no lease until the sweeper wakes it (shared/deliverability/wake.py).
+WAITING = "waiting"
 COMPLETED = "completed"
 COMPLETED_WITH_ERRORS = "completed_with_errors"
 CANCELLED = "cancelled"
 FAILED = "failed"
 
 ACTIVE = frozenset({QUEUED, RUNNING})  # a worker may process leads
-LIVE = ACTIVE | {PAUSED}  # a job that has not ended
+LIVE = ACTIVE | {PAUSED, WAITING}  # a job that has not ended
 FINISHED = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED, FAILED})
 STATUSES = LIVE | FINISHED
 
 # action → {current status: next status}. resume from an active status is only legal
 # when the job is stalled (see `next_status`).
 TRANSITIONS: dict[str, dict[str, str]] = {
-    "pause": {QUEUED: PAUSED, RUNNING: PAUSED, PAUSED: PAUSED},
-    "resume": {PAUSED: RUNNING, QUEUED: RUNNING, RUNNING: RUNNING},
+    "pause": {QUEUED: PAUSED, RUNNING: PAUSED, PAUSED: PAUSED, WAITING: PAUSED},
+    # Resuming a waiting job runs it now: its worker looks again and waits again if it must.
+    "resume": {PAUSED: RUNNING, QUEUED: RUNNING, RUNNING: RUNNING, WAITING: RUNNING},
     "retry": {COMPLETED_WITH_ERRORS: RUNNING, FAILED: RUNNING},
-    "cancel": {QUEUED: CANCELLED, RUNNING: CANCELLED, PAUSED: CANCELLED, CANCELLED: CANCELLED},
+    "cancel": {QUEUED: CANCELLED, RUNNING: CANCELLED, PAUSED: CANCELLED, WAITING: CANCELLED, CANCELLED: CANCELLED},
+    # The worker's checkpoint (nothing sendable now) and the sweeper's wake-up.
+    "wait": {RUNNING: WAITING},
+    "wake": {WAITING: RUNNING},
 }
 
 
@@ -50,6 +58,7 @@ _HINTS = {
     ("retry", COMPLETED): "no lead failed",
     ("retry", PAUSED): "resume it; retry re-queues failed leads once the job has finished",
     ("retry", RUNNING): "retry re-queues failed leads once the job has finished",
+    ("retry", WAITING): "retry re-queues failed leads once the job has finished",
 }
 
 

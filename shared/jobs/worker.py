@@ -11,7 +11,9 @@ One invocation (POST /api/lead-runs/{runId}/jobs/worker):
    only if free or expired;
 3. processes pending leads from `nextIndex` in index order until `batchSize` leads or
    the time budget, re-reading the job before each lead so pause, cancel or a lost
-   lease stop it within one lead;
+   lease stop it within one lead; before each lead shared/deliverability/gate.py says
+   whether it may go now (its sending window, the sender's caps and pacing): a deferred
+   lead stays pending, and a batch with nothing sendable checkpoints the job `waiting`;
 4. writes progress once (the checkpoint: nextIndex, counts, diagnostics,
    attemptsByLead, status, and the lease handed to the next invocation) and mirrors
    status and counts on the run;
@@ -43,12 +45,13 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import auth, clock, ids, logs
+from shared.deliverability import gate as deliverability
 from shared.errors import Conflict, PermissionDenied, Unauthenticated
 from shared.jobs import state
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.jobs.models import WorkerResult
 from shared.outreach import pipeline
-from shared.outreach.errors import TransientError, classify
+from shared.outreach.errors import ProviderQuotaError, TransientError, classify
 from shared.outreach.providers import Provider, get_provider
 from shared.settings import Settings, get_settings
 from shared.store import runs as repo
@@ -77,6 +80,8 @@ class BatchResult:
     stop_reason: str = "end"
     finished: bool = False
     job_failed: str | None = None
+    quota: ProviderQuotaError | None = None
+    wait: tuple[str, dt.datetime] | None = None  # (waitReason, wakeAt): nothing sendable before then
 
     def note(self, code: str, message: str, lead: dict[str, Any] | None = None) -> None:
         self.diagnostics.append(diagnostic(code, message, lead))
@@ -242,8 +247,9 @@ def run_batch(
         started_at=clock.now(), start_index=job["nextIndex"], next_index=job["nextIndex"],
         attempts=dict(job.get("attemptsByLead") or {}),
     )
+    gate = deliverability.Gate.for_job(db, run_id, job)
     try:
-        _fill_batch(result, db, run_id, job, owner, deadline, limit, provider, sleep, monotonic)
+        _fill_batch(result, db, run_id, job, owner, deadline, limit, provider, sleep, monotonic, gate)
     except Exception as exc:
         error = classify(exc)
         if not isinstance(error, TransientError):
@@ -251,12 +257,13 @@ def run_batch(
         result.note(error.code, f"batch stopped at lead {result.next_index}: {error.message}")
         result.stop_reason = "firestore_unavailable"
         result.finished = False
+    gate.conclude(result, int(job["totalLeads"]))
     return result
 
 
 def _fill_batch(
     result: BatchResult, db: Any, run_id: str, job: dict[str, Any], owner: str, deadline: float, limit: int,
-    provider: Provider, sleep: Callable[[float], None], monotonic: Callable[[], float],
+    provider: Provider, sleep: Callable[[float], None], monotonic: Callable[[], float], gate: deliverability.Gate,
 ) -> None:
     config, total = job["config"], int(job["totalLeads"])
     template = templates_repo.get(db, config["templateId"])
@@ -270,6 +277,7 @@ def _fill_batch(
         db=db, run_id=run_id, template=template, draft=bool(template.get("draftFirst")) if draft is None else draft,
         provider=provider, max_attempts=int(config["maxAttempts"]), sleep=sleep, monotonic=monotonic,
     )
+    gate.bind(context.draft, sleep, monotonic)
     progress_at = job.get("progressAt")
     while result.next_index < total:
         first = result.next_index
@@ -292,7 +300,15 @@ def _fill_batch(
             if why:
                 result.stop_reason = why
                 return
-            if not _process(context, result, lead, deadline):
+            verdict = gate.admit(lead, deadline)
+            if verdict == deliverability.DEFER:
+                result.next_index = index + 1  # conclude() moves nextIndex back to the first deferred lead
+                continue
+            if verdict == deliverability.STOP:
+                return
+            went_on = _process(context, result, lead, deadline)
+            gate.settle(result, went_on)
+            if not went_on:
                 return
             result.next_index = index + 1
             if result.processed >= limit:
@@ -309,6 +325,12 @@ def _process(context: pipeline.RunContext, result: BatchResult, lead: dict[str, 
         outcome = pipeline.process_lead(context, lead, result.attempts.get(lead["id"], 0), deadline)
     except Exception as exc:  # writing the lead's own outcome failed
         error = classify(exc)
+        if isinstance(error, ProviderQuotaError):
+            # The mailbox's quota, not the lead's fault: it stays pending, attempt unused.
+            result.quota = error
+            result.note(error.code, f"stopped at lead {lead['id']}, which stays pending: {error.message}", lead)
+            result.stop_reason = "provider_quota"
+            return False
         if isinstance(error, TransientError):
             if error.attempts:
                 result.attempts[lead["id"]] = error.attempts
@@ -412,6 +434,9 @@ def checkpoint(
             status = state.final_status(counts.get("failed", 0))
         elif status == state.PAUSED:
             pass
+        elif result.wait is not None:
+            status = state.WAITING  # no lease: the sweeper wakes it (shared/deliverability/wake.py)
+            updates["waitReason"], updates["wakeAt"] = result.wait
         elif on_unfinished == "pause":
             status = state.PAUSED
             diagnostics.append(diagnostic(
@@ -424,6 +449,8 @@ def checkpoint(
         if status in state.FINISHED and status != state.CANCELLED:
             updates["finishedAt"] = now
             updates["workerToken"] = None
+        if status != state.WAITING:
+            updates["waitReason"], updates["wakeAt"] = None, None
         updates["status"] = status
         updates["lease"] = lease
         updates["diagnostics"] = kept_diagnostics(job, diagnostics)

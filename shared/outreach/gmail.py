@@ -104,7 +104,10 @@ def error_from_response(response: requests.Response) -> OutreachError:
         reason = next((r for r in reasons if r), None)
     except (ValueError, AttributeError):
         pass
-    return for_http_status(response.status_code, f"{message[:300]}" + (f" ({reason})" if reason else ""), reason)
+    return for_http_status(
+        response.status_code, f"{message[:300]}" + (f" ({reason})" if reason else ""), reason,
+        retry_after=response.headers.get("Retry-After"),
+    )
 
 
 def provider_ids(email: OutgoingEmail, body: dict[str, Any]) -> dict[str, str]:

@@ -33,7 +33,14 @@ from google.cloud import firestore
 
 from shared import clock, logs
 from shared.outreach import render
-from shared.outreach.errors import FIRESTORE_UNAVAILABLE, OutreachError, PermanentError, TransientError, classify
+from shared.outreach.errors import (
+    FIRESTORE_UNAVAILABLE,
+    OutreachError,
+    PermanentError,
+    ProviderQuotaError,
+    TransientError,
+    classify,
+)
 from shared.outreach.providers import OutgoingEmail, Provider
 from shared.store import runs as repo
 from shared.store.client import queue_replace, write_if_unchanged
@@ -169,6 +176,8 @@ def process_lead(ctx: RunContext, lead: dict[str, Any], attempts_before: int, de
                 error = PermanentError(f"internal error: {type(exc).__name__}", "internal")
         if isinstance(error, PermanentError):
             return _record_failure(ctx, lead, step, attempt, error)
+        if isinstance(error, ProviderQuotaError):
+            raise error  # the sender's quota: the worker pauses it; this lead keeps its attempt
         transient.append(f"attempt {attempt}: {error.message}")
         if attempt >= ctx.max_attempts and error.code == FIRESTORE_UNAVAILABLE and attempt < _patience(ctx):
             # The database, not the lead: the lead stays pending and the worker stops the

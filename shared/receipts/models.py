@@ -124,6 +124,10 @@ class Job(ApiModel):
     updated_at: str | None
     started_at: str | None
     finished_at: str | None
+    # While `waiting` (docs/deliverability.md): when it may send again, and why not before.
+    wake_at: str | None = None
+    wait_reason: str | None = None
+    sender_id: str | None = None
 
 
 class Action(ApiModel):

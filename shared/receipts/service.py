@@ -22,7 +22,7 @@ from typing import Any
 
 from shared import clock, ids, logs, pagination
 from shared.errors import NotFound
-from shared.jobs.state import ACTIVE, is_stalled
+from shared.jobs.state import ACTIVE, WAITING, is_stalled
 from shared.receipts.models import (
     Action,
     Counts,
@@ -144,6 +144,9 @@ def job_view(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> Job
         updated_at=_time(doc.get("updatedAt")),
         started_at=_time(doc.get("startedAt")),
         finished_at=_time(doc.get("finishedAt")),
+        wake_at=_time(doc.get("wakeAt")) if doc.get("status") == WAITING else None,
+        wait_reason=_str(doc.get("waitReason"), None) if doc.get("status") == WAITING else None,
+        sender_id=_str(config.get("senderId"), None),
     )
 
 

@@ -23,6 +23,11 @@ NOW = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.timezone.utc)
         ("cancel", "queued", "cancelled"),
         ("cancel", "running", "cancelled"),
         ("cancel", "paused", "cancelled"),
+        ("pause", "waiting", "paused"),
+        ("resume", "waiting", "running"),
+        ("cancel", "waiting", "cancelled"),
+        ("wait", "running", "waiting"),
+        ("wake", "waiting", "running"),
     ],
 )
 def test_legal_transitions(action, current, expected):
@@ -47,6 +52,13 @@ def test_legal_transitions(action, current, expected):
         ("cancel", "completed"),
         ("cancel", "failed"),
         ("cancel", "completed_with_errors"),
+        ("retry", "waiting"),
+        ("wait", "paused"),
+        ("wait", "queued"),
+        ("wait", "cancelled"),
+        ("wake", "running"),
+        ("wake", "paused"),
+        ("wake", "cancelled"),
     ],
 )
 def test_illegal_transitions_are_409_naming_the_status(action, current):
@@ -70,8 +82,13 @@ def test_repeating_pause_or_cancel_is_a_no_op(action, current):
 def test_every_status_is_either_live_or_finished():
     assert state.LIVE.isdisjoint(state.FINISHED)
     assert state.STATUSES == {
-        "queued", "running", "paused", "completed", "completed_with_errors", "cancelled", "failed"
+        "queued", "running", "paused", "waiting", "completed", "completed_with_errors", "cancelled", "failed"
     }
+
+
+def test_a_waiting_job_is_live_but_not_active_so_no_worker_runs_and_it_never_stalls():
+    assert "waiting" in state.LIVE and "waiting" not in state.ACTIVE
+    assert not state.is_stalled(_job(status="waiting", expires_in=None, updated_ago=10 * 86400), NOW, 120)
 
 
 def _job(status="running", expires_in=None, updated_ago=0.0):
@@ -93,7 +110,7 @@ def test_stalled_without_lease_when_nothing_was_written_for_a_lease():
     assert state.is_stalled(_job(updated_ago=200), NOW, 120)
 
 
-@pytest.mark.parametrize("status", ["paused", "completed", "cancelled", "failed", "completed_with_errors"])
+@pytest.mark.parametrize("status", ["paused", "waiting", "completed", "cancelled", "failed", "completed_with_errors"])
 def test_only_active_jobs_can_be_stalled(status):
     assert not state.is_stalled(_job(status=status, expires_in=-3600), NOW, 120)
 

@@ -5,6 +5,7 @@ resolves a send whose answer was lost (docs/reliability.md, "Ambiguous sends")."
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import email
 import socket
 from email import policy
@@ -13,7 +14,7 @@ import pytest
 import requests
 
 from shared.outreach import gmail
-from shared.outreach.errors import PermanentError, TransientError
+from shared.outreach.errors import PermanentError, ProviderQuotaError, TransientError, retry_after_seconds
 from shared.outreach.providers import OutgoingEmail
 from shared.retry import Policy
 from tools.gmail_server import GmailServer
@@ -94,9 +95,11 @@ def test_raw_is_base64url_without_plus_or_slash():
 @pytest.mark.parametrize(
     "status, reason, message, kind, code",
     [
-        (429, "rateLimitExceeded", "Too many concurrent requests for user", TransientError, "provider_transient"),
-        (403, "userRateLimitExceeded", "User-rate limit exceeded", TransientError, "provider_transient"),
-        (403, "rateLimitExceeded", "Rate Limit Exceeded", TransientError, "provider_transient"),
+        # Throttling is the mailbox's quota (docs/deliverability.md): a sender pause, not a lead failure.
+        (429, "rateLimitExceeded", "Too many concurrent requests for user", ProviderQuotaError, "provider_quota"),
+        (403, "userRateLimitExceeded", "User-rate limit exceeded", ProviderQuotaError, "provider_quota"),
+        (403, "rateLimitExceeded", "Rate Limit Exceeded", ProviderQuotaError, "provider_quota"),
+        (403, "dailyLimitExceeded", "Daily Limit Exceeded", ProviderQuotaError, "provider_quota"),
         (500, "backendError", "Backend Error", TransientError, "provider_transient"),
         (503, "backendError", "The service is currently unavailable.", TransientError, "provider_transient"),
         (400, "invalidArgument", "Invalid To header", PermanentError, "provider_rejected"),
@@ -122,6 +125,34 @@ def test_a_429_carries_retry_after_and_sends_nothing(server):
     assert response.json()["error"]["errors"][0]["reason"] == "rateLimitExceeded"
     assert response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
     assert server.sent() == []
+
+
+@pytest.mark.parametrize(
+    "status, reason, message, retry_after, seconds, daily",
+    [
+        # "User-rate limit exceeded (Mail sending)" with a time to retry (Gmail "Resolve errors", 429).
+        (429, "rateLimitExceeded", "User-rate limit exceeded", 120, 120.0, False),
+        (403, "userRateLimitExceeded", "User Rate Limit Exceeded", None, None, False),
+        (403, "dailyLimitExceeded", "Daily Limit Exceeded", 60, None, True),
+        (429, "rateLimitExceeded", "Daily user sending quota exceeded.", None, None, True),
+    ],
+)
+def test_quota_refusals_carry_retry_after_and_the_daily_flag(server, status, reason, message, retry_after, seconds, daily):
+    spec = {"retry_after": retry_after} if retry_after else {}
+    server.fail("messages.send", status=status, reason=reason, message=message, domain="usageLimits", **spec)
+    with pytest.raises(ProviderQuotaError) as caught:
+        provider(server).deliver(None, None, SEND)
+    assert caught.value.retry_after_seconds == seconds
+    assert caught.value.daily is daily
+    assert server.sent() == []
+
+
+def test_retry_after_as_an_http_date():
+    now = dt.datetime(2030, 6, 3, 12, 0, tzinfo=dt.timezone.utc)
+    assert retry_after_seconds("Mon, 03 Jun 2030 12:01:30 GMT", now) == 90.0
+    assert retry_after_seconds("Mon, 03 Jun 2030 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
 
 
 def test_an_error_body_that_is_not_json_still_classifies(server):

@@ -457,3 +457,118 @@ def test_properties_against_reference(case):
 def test_order_of_busy_intervals_does_not_matter(case):
     search, busy, now = case
     assert find_slots(search, busy, now) == find_slots(search, list(reversed(busy)), now)
+
+
+# --- working hours across midnight ---------------------------------------------------
+
+NIGHT_CASES = [
+    pytest.param(
+        query("America/New_York", dt.date(2024, 3, 9), "22:00-04:00", step_minutes=60, duration_minutes=60),
+        # Saturday night into the spring-forward Sunday: 02:00 does not exist, 01:00
+        # ends at 03:00 EDT after one elapsed hour, and the shift is an hour shorter.
+        ["2024-03-09T22:00-05:00", "2024-03-09T23:00-05:00", "2024-03-10T00:00-05:00",
+         "2024-03-10T01:00-05:00", "2024-03-10T03:00-04:00"],
+        id="new-york-spring-forward-night",
+    ),
+    pytest.param(
+        query("America/New_York", dt.date(2024, 11, 2), "22:00-03:00", step_minutes=60, duration_minutes=60),
+        # Fall-back night: 01:00 is offered once (EDT), the shift is an hour longer
+        # but the grid gains no second 01:00.
+        ["2024-11-02T22:00-04:00", "2024-11-02T23:00-04:00", "2024-11-03T00:00-04:00",
+         "2024-11-03T01:00-04:00", "2024-11-03T02:00-05:00"],
+        id="new-york-fall-back-night",
+    ),
+    pytest.param(
+        query("Europe/Berlin", dt.date(2024, 3, 30), "23:00-03:30", step_minutes=30, duration_minutes=30),
+        ["2024-03-30T23:00+01:00", "2024-03-30T23:30+01:00", "2024-03-31T00:00+01:00",
+         "2024-03-31T00:30+01:00", "2024-03-31T01:00+01:00", "2024-03-31T01:30+01:00",
+         "2024-03-31T03:00+02:00"],
+        id="berlin-spring-forward-night",
+    ),
+    pytest.param(
+        query("Europe/Berlin", dt.date(2024, 10, 26), "23:00-03:00", step_minutes=60, duration_minutes=60),
+        # 02:00-03:00 happens twice; 02:00 is offered at its first occurrence only (it
+        # ends at the second 02:00), and the second hour is still inside the shift but
+        # off the grid, so nothing starts there.
+        ["2024-10-26T23:00+02:00", "2024-10-27T00:00+02:00", "2024-10-27T01:00+02:00",
+         "2024-10-27T02:00+02:00"],
+        id="berlin-fall-back-night",
+    ),
+    pytest.param(
+        query("Europe/Paris", dt.date(2024, 6, 3), "22:00-00:00", step_minutes=60, duration_minutes=60),
+        ["2024-06-03T22:00+02:00", "2024-06-03T23:00+02:00"],  # "00:00" as an end is the next midnight
+        id="end-at-midnight",
+    ),
+]
+
+
+@pytest.mark.parametrize("search, expected", NIGHT_CASES)
+def test_night_shifts(search: SlotQuery, expected: list[str]):
+    assert starts(find_slots(search, [], LONG_AGO)) == expected
+
+
+def test_night_shift_belongs_to_the_day_it_opens():
+    # Working days count opening days: a Friday-only night shift runs into Saturday,
+    # and Thursday's would-be shift does not reach into Friday morning.
+    search = query("UTC", dt.date(2024, 6, 6), "22:00-02:00", last_day=dt.date(2024, 6, 8),
+                   working_days=frozenset({5}), step_minutes=60, duration_minutes=60)
+    assert starts(find_slots(search, [], LONG_AGO)) == [
+        "2024-06-07T22:00+00:00", "2024-06-07T23:00+00:00", "2024-06-08T00:00+00:00", "2024-06-08T01:00+00:00",
+    ]
+
+
+def test_night_shift_slot_may_span_midnight_but_not_the_end():
+    search = query("Asia/Tokyo", dt.date(2024, 6, 3), "23:00-01:00", duration_minutes=90, step_minutes=30)
+    assert [(s.start.isoformat(timespec="minutes"), s.end.isoformat(timespec="minutes"))
+            for s in find_slots(search, [], LONG_AGO)] == [
+        ("2024-06-03T23:00+09:00", "2024-06-04T00:30+09:00"),
+        ("2024-06-03T23:30+09:00", "2024-06-04T01:00+09:00"),
+    ]
+
+
+def night_reference_slots(search: SlotQuery, busy, now) -> list[tuple[dt.datetime, dt.datetime]]:
+    """reference_slots for hours that end on the next day, walked minute by minute."""
+    earliest = now + search.min_notice_minutes * MINUTE
+    found = []
+    day = search.first_day
+    while day <= search.last_day:
+        if day.isoweekday() in search.working_days:
+            midnight = dt.datetime.combine(day, dt.time())
+            closes = midnight + dt.timedelta(days=1) + search.work_end_minute * MINUTE
+            wall = midnight + search.work_start_minute * MINUTE
+            while wall < closes:
+                start_utc = wall.replace(tzinfo=search.zone).astimezone(UTC)
+                exists = start_utc.astimezone(search.zone).replace(tzinfo=None) == wall
+                end_utc = start_utc + search.duration_minutes * MINUTE
+                minutes = (start_utc + i * MINUTE for i in range(search.duration_minutes))
+                inside = all(m.astimezone(search.zone).replace(tzinfo=None) < closes for m in minutes)
+                free = all(not (b_start < end_utc and start_utc < b_end) for b_start, b_end in busy)
+                if exists and inside and free and start_utc >= earliest:
+                    found.append((start_utc, end_utc))
+                wall += search.step_minutes * MINUTE
+        day += dt.timedelta(days=1)
+    return found[: search.max_candidates]
+
+
+@st.composite
+def night_searches(draw):
+    search, busy, now = draw(searches())
+    # Opening late, closing early next morning, often right at the transitions.
+    work_start = draw(st.integers(12 * 12, 24 * 12 - 1).map(lambda m: m * 5))
+    work_end = draw(st.one_of(
+        st.sampled_from([0, 30, 60, 90, 105, 120, 150, 165, 180, 195, 225]),
+        st.integers(0, work_start // 5 - 1).map(lambda m: m * 5),
+    ))
+    return dataclasses.replace(search, work_start_minute=work_start, work_end_minute=work_end), busy, now
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(night_searches())
+def test_night_shift_properties_against_reference(case):
+    search, busy, now = case
+    slots = find_slots(search, busy, now)
+
+    assert [(s.start_utc, s.end_utc) for s in slots] == night_reference_slots(search, busy, now)
+    for before, after in zip(slots, slots[1:]):
+        assert before.start_utc < after.start_utc
+    assert len({s.start.replace(tzinfo=None) for s in slots}) == len(slots)
