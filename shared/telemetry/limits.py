@@ -164,6 +164,8 @@ def _bound_value(value: Any, depth: int, budget: _Budget) -> Any:
         # Firestore cannot hold an array directly inside an array; a one-key map can,
         # and that map is one more level of depth.
         inner_array = isinstance(item, (list, tuple))
+        if inner_array and not (budget.spend({}) and budget.spend(NESTED_ARRAY_KEY)):
+            break  # the wrapping map's own bytes count against the size too
         bounded = _bound_value(item, depth + 1 + inner_array, budget)
         if bounded is _DROP:
             break
