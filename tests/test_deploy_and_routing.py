@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 from tools.localstack import HostingConfig, function_names
 
-FUNCTIONS = ["jobs", "receipts", "schedule", "telemetry", "templates", "worker"]
+FUNCTIONS = ["consent", "jobs", "receipts", "schedule", "telemetry", "templates", "worker"]
 
 # Every path of SPEC.md's HTTP API, as the browser sends it, and who must serve it.
 SPEC_ROUTES = [
@@ -26,6 +26,10 @@ SPEC_ROUTES = [
     ("/api/templates", "templates"),
     ("/api/templates/tpl-1", "templates"),
     ("/api/telemetry/error", "telemetry"),
+    ("/api/suppressions", "consent"),
+    ("/api/suppressions:import", "consent"),
+    ("/api/suppressions/abc123", "consent"),
+    ("/u/tok123", "consent"),
 ]
 
 

@@ -312,6 +312,7 @@ def function_env(emulator: Emulator, hosting_url: str, extra: dict[str, str] | N
         "AUTH_MODE": "off",
         "ALLOWED_ORIGINS": f"{hosting_url},{hosting_url.replace('127.0.0.1', 'localhost')}",
         "WORKER_URL": hosting_url,
+        "PUBLIC_BASE_URL": hosting_url,
     }
     env.update(extra or {})
     return env

@@ -143,6 +143,7 @@ def _operation(function: str, op: Operation, method: str, params: list[str], ref
     success: dict[str, Any] = {"description": "Success."}
     if op.response is not None:
         success["content"] = {"application/json": {"schema": refs[(op.response, "serialization")]}}
+    _html_page(op, method, operation, success)
     responses = {str(op.status): success}
     for code in _statuses(op, method):
         responses[str(code)] = {
@@ -151,6 +152,19 @@ def _operation(function: str, op: Operation, method: str, params: list[str], ref
         }
     operation["responses"] = responses
     return operation
+
+
+def _html_page(op: Operation, method: str, operation: dict[str, Any], success: dict[str, Any]) -> None:
+    """A public page (functions/consent's /u/{token}): an HTML answer, and a form body for POST."""
+    form = getattr(op.handler, "html_form", None)
+    if form is None:
+        return
+    success["content"] = {"text/html": {"schema": {"type": "string"}}}
+    if method == "POST":
+        schema = {"type": "object", "required": list(form), "properties": {k: {"const": v} for k, v in form.items()}}
+        operation["requestBody"] = {"required": True, "content": {
+            media: {"schema": schema} for media in ("application/x-www-form-urlencoded", "multipart/form-data")
+        }}
 
 
 def render(document: dict[str, Any]) -> str:
