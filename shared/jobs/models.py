@@ -30,6 +30,8 @@ class JobConfig(ApiModel):
     draft_first: StrictBool | None = None
     # null: the deployment's WORKER_TIME_BUDGET_SECONDS (background) / 50 s (foreground).
     time_budget_seconds: StrictFloat | None = Field(default=None, ge=1, le=540)
+    # A lead whose address any run sent to within this many days is skipped (docs/consent.md).
+    skip_if_contacted_within_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
 
 FieldValue = Union[StrictStr, StrictInt, StrictFloat, StrictBool, None]
@@ -120,6 +122,7 @@ class JobConfigView(ApiModel):
     max_attempts: int
     draft_first: bool | None = None
     time_budget_seconds: float | None = None
+    skip_if_contacted_within_days: int | None = None
 
 
 class Job(ApiModel):

@@ -97,6 +97,7 @@ def start(
         "maxAttempts": config.max_attempts,
         "draftFirst": config.draft_first,
         "timeBudgetSeconds": config.time_budget_seconds,
+        "skipIfContactedWithinDays": config.skip_if_contacted_within_days,
     }
     lead_docs = lead_documents(request.leads) if request.leads else None
     leads_fp = fingerprint([lead.document_fields() for lead in request.leads]) if request.leads else None
@@ -368,6 +369,7 @@ def to_view(run_id: str, job: dict[str, Any], settings: Settings, now: dt.dateti
             max_attempts=int(config.get("maxAttempts") or 0),
             draft_first=config.get("draftFirst"),
             time_budget_seconds=config.get("timeBudgetSeconds"),
+            skip_if_contacted_within_days=config.get("skipIfContactedWithinDays"),
         ),
         lease_expires_at=clock.rfc3339(lease.get("expiresAt")) if job["status"] in state.ACTIVE else None,
         created_at=clock.rfc3339(job.get("createdAt")),
@@ -387,6 +389,8 @@ def lead_results(db: Any, run_id: str, job: dict[str, Any]) -> list[LeadResult]:
     results = []
     for lead in repo.read_leads(db, run_id, 0, int(job.get("totalLeads") or 0)):
         action = {"sent": "email-send", "drafted": "email-draft", "failed": step}.get(lead.get("status"))
+        if lead.get("skipReason"):
+            action = pipeline.SKIP_STEP
         results.append(LeadResult(
             index=lead["index"], lead_doc_id=lead["id"], email=lead.get("email", ""), status=lead.get("status", ""),
             action_id=action, error=lead.get("lastError"),

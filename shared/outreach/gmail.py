@@ -38,6 +38,8 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
         message["From"] = sender
     message["Subject"] = email.subject
     message["X-Mission-Control-Key"] = email.idempotency_key
+    for name, value in email.headers:
+        message[name] = value
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message

@@ -32,6 +32,8 @@ class OutgoingEmail:
     lead_id: str
     step: str  # "email-send" or "email-draft": also the receipt's action id
     draft: bool
+    # Extra message headers, e.g. RFC 8058's List-Unsubscribe pair on a send (shared/consent/gate.py).
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def idempotency_key(self) -> str:
@@ -71,6 +73,8 @@ class MailCollectionProvider:
                 "leadDocId": email.lead_id,
                 "idempotencyKey": email.idempotency_key,
                 "createdAt": _now(),
+                # The Trigger Email extension passes `headers` through to the message.
+                **({"headers": dict(email.headers)} if email.headers else {}),
             },
         )
         return {"draftId" if email.draft else "mailId": email.message_id}
