@@ -14,7 +14,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-all_functions=(receipts schedule jobs worker templates telemetry consent)
+all_functions=(receipts schedule jobs worker templates telemetry consent review)
 dry_run=false
 env_file="${DEPLOY_ENV_FILE:-$root/deploy.env.yaml}"
 selected=()

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 from tools.localstack import HostingConfig, function_names
 
-FUNCTIONS = ["consent", "jobs", "receipts", "schedule", "telemetry", "templates", "worker"]
+FUNCTIONS = ["consent", "jobs", "receipts", "review", "schedule", "telemetry", "templates", "worker"]
 
 # Every path of SPEC.md's HTTP API, as the browser sends it, and who must serve it.
 SPEC_ROUTES = [
@@ -30,6 +30,11 @@ SPEC_ROUTES = [
     ("/api/suppressions:import", "consent"),
     ("/api/suppressions/abc123", "consent"),
     ("/u/tok123", "consent"),
+    ("/api/lead-runs/run-1/drafts", "review"),
+    ("/api/lead-runs/run-1/drafts:send", "review"),
+    ("/api/lead-runs/run-1/drafts/lead-000001", "review"),
+    ("/api/lead-runs/run-1/drafts/lead-000001:send", "review"),
+    ("/api/lead-runs/run-1/leads/lead-000001:retry", "review"),
 ]
 
 

@@ -276,13 +276,17 @@ def fingerprint(value: Any) -> str:
 # --- pause / resume / retry / cancel ----------------------------------------------------
 
 
-def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: Dispatcher) -> Reply:
+def control(
+    db: Any, run_id: str, action: str, settings: Settings, dispatcher: Dispatcher, only: set[str] | None = None
+) -> Reply:
+    """`only`: retry just these failed leads (the review function's per-lead retry)."""
     run, job = repo.get_run_and_job(db, run_id)
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
     if job is None:
         raise Conflict(f"run {run_id} has no job to {action}: start one", [{"field": "action"}])
     failed = sorted(repo.leads_with_status(db, run_id, "failed"), key=lambda d: d["index"]) if action == "retry" else []
+    failed = [lead for lead in failed if only is None or lead["id"] in only]
     token, owner = auth.new_worker_token(), worker.new_owner()
     ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
 

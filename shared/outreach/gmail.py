@@ -125,3 +125,42 @@ class GmailProvider:
             return provider_ids(email, response.json())
         except ValueError:
             return provider_ids(email, {})
+
+    def send_draft(self, draft_id: str, email: OutgoingEmail) -> dict[str, str]:
+        """Review's send: drafts.update puts the reviewed content (and its List-Unsubscribe
+        headers) into the stored draft, then drafts.send sends that draft (Gmail API
+        reference, users.drafts/update and users.drafts/send: the body is a Draft resource,
+        the answer the sent Message)."""
+        if not draft_id:
+            raise PermanentError("no Gmail draft id was recorded for this lead", "provider_rejected")
+        body = {"id": draft_id, "message": {"raw": raw(email, self.sender)}}
+        self._call("put", f"{GMAIL_API}/drafts/{draft_id}", body, may_have_sent=False)
+        sent = self._call("post", f"{GMAIL_API}/drafts/send", {"id": draft_id}, may_have_sent=True)
+        ids = {"gmailMessageId": str(sent.get("id", "")), "gmailDraftId": draft_id}
+        if sent.get("threadId"):
+            ids["gmailThreadId"] = str(sent["threadId"])
+        return ids
+
+    def _call(self, method: str, url: str, body: dict[str, Any], may_have_sent: bool) -> dict[str, Any]:
+        from google.auth import exceptions as auth_exceptions
+
+        try:
+            response = getattr(self.session(), method)(url, json=body, timeout=TIMEOUT)
+        except auth_exceptions.TransportError as exc:
+            raise TransientError(f"could not refresh Gmail credentials: {exc}", "provider_unreachable") from None
+        except auth_exceptions.GoogleAuthError as exc:
+            raise PermanentError(f"Gmail credentials are not usable: {exc}", "provider_auth") from None
+        except requests.ReadTimeout:
+            if may_have_sent:
+                raise PermanentError("Gmail did not answer in time: the draft may have been sent; check the Sent "
+                                     "folder", "outcome_unknown") from None
+            raise TransientError("Gmail did not answer in time", "provider_timeout") from None
+        except requests.ConnectionError as exc:
+            raise TransientError(f"Gmail unreachable: {type(exc).__name__}", "provider_unreachable") from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            return response.json()
+        except ValueError:
+            return {}
+

@@ -265,6 +265,10 @@ def _deliver_checked(
     if ctx.provider.external:  # sent already: recorded whatever changed since the claim
         if not email.draft:
             gate.queue_sent(db, batch, email.to, {"runId": ctx.run_id, "leadDocId": lead["id"]})
+        else:
+            from shared.review.service import queue_review_copy
+
+            queue_review_copy(db, batch, email, ids)
     else:
         _queue_consent(ctx, batch, lead, email, contact, token)
     try:
