@@ -143,7 +143,6 @@ def _operation(function: str, op: Operation, method: str, params: list[str], ref
     success: dict[str, Any] = {"description": "Success."}
     if op.response is not None:
         success["content"] = {"application/json": {"schema": refs[(op.response, "serialization")]}}
-    _html_page(op, method, operation, success)
     responses = {str(op.status): success}
     for code in _statuses(op, method):
         responses[str(code)] = {
@@ -151,6 +150,7 @@ def _operation(function: str, op: Operation, method: str, params: list[str], ref
             "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
         }
     operation["responses"] = responses
+    _html_page(op, method, operation, success)
     return operation
 
 
@@ -160,6 +160,9 @@ def _html_page(op: Operation, method: str, operation: dict[str, Any], success: d
     if form is None:
         return
     success["content"] = {"text/html": {"schema": {"type": "string"}}}
+    for code in ("400", "404"):  # an unknown token or a wrong body is a page too
+        if code in operation["responses"]:
+            operation["responses"][code]["content"]["text/html"] = {"schema": {"type": "string"}}
     if method == "POST":
         schema = {"type": "object", "required": list(form), "properties": {k: {"const": v} for k, v in form.items()}}
         operation["requestBody"] = {"required": True, "content": {

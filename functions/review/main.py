@@ -21,7 +21,7 @@ def list_drafts(call: Call):
 
 
 @router.route(
-    "/api/lead-runs/<run_id>/drafts/<lead_id>", methods=["PATCH"], body=models.DraftPatch, response=models.Draft,
+    "/api/lead-runs/<run_id>/drafts/<id:lead_id>", methods=["PATCH"], body=models.DraftPatch, response=models.Draft,
     errors=(409,),
 )
 def edit_draft(call: Call):
@@ -32,7 +32,7 @@ def edit_draft(call: Call):
 
 
 @router.route(
-    "/api/lead-runs/<run_id>/drafts/<lead_id>:send", methods=["POST"], body=models.SendRequest,
+    "/api/lead-runs/<run_id>/drafts/<id:lead_id>:send", methods=["POST"], body=models.SendRequest,
     response=models.SendOutcome, errors=(409,),
 )
 def send_draft(call: Call):
@@ -42,7 +42,7 @@ def send_draft(call: Call):
 
 
 @router.route(
-    "/api/lead-runs/<run_id>/drafts/<lead_id>:discard", methods=["POST"], body=models.SendRequest,
+    "/api/lead-runs/<run_id>/drafts/<id:lead_id>:discard", methods=["POST"], body=models.SendRequest,
     response=models.Draft, errors=(409,),
 )
 def discard_draft(call: Call):
@@ -59,7 +59,7 @@ def send_drafts(call: Call):
 
 
 @router.route(
-    "/api/lead-runs/<run_id>/leads/<lead_id>:retry", methods=["POST"], body=models.RetryRequest,
+    "/api/lead-runs/<run_id>/leads/<id:lead_id>:retry", methods=["POST"], body=models.RetryRequest,
     response=models.RetryResult, errors=(409,),
 )
 def retry_lead(call: Call):
