@@ -201,3 +201,12 @@ def test_retry_of_a_lead_that_did_not_fail_is_409(client, db, drafted):
     assert client.post(f"/api/lead-runs/{RUN}/leads/lead-000000:retry").status_code == 409
     assert client.post(f"/api/lead-runs/{RUN}/leads/lead-000099:retry").status_code == 404
     assert client.post(f"/api/lead-runs/{RUN}/leads/bad..id:retry").status_code in (400, 404)
+
+
+def test_a_reviewed_send_honours_the_runs_contact_window(client, db):
+    make_template(db, draft_first=True)
+    jobs.post(db, RUN, models.parse_request(start_request(make_leads(2), mode="foreground", skipIfContactedWithinDays=7)))
+    # Another run sends to lead0 while its draft here waits for review.
+    jobs.post(db, "run-sent", models.parse_request(start_request(make_leads(1), mode="foreground", draftFirst=False)))
+    assert client.post(url("lead-000000", ":send")).get_json()["reason"] == "recently_contacted"
+    assert client.post(url("lead-000001", ":send")).get_json()["outcome"] == "sent"

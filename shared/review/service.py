@@ -214,7 +214,7 @@ def _decide(
         raise Conflict(f"the draft is {status}", [{"field": "status", "status": status}])
     version = _check_version(draft, expected)
     now = clock.now()
-    contact = gate.check(db, draft["to"])
+    contact = gate.check(db, draft["to"], _contact_window(db, run_id))
     if contact.skip_reason:
         _queue_skip(db, batch, run_id, lead, ref, unchanged, contact, provider)
         return _Decision("skipped", version, reason=contact.skip_reason)
@@ -230,6 +230,12 @@ def _decide(
     provider_ids = provider.deliver(db, batch, email)
     _queue_sent(db, batch, run_id, lead, ref, unchanged, provider, version, sha, email, provider_ids)
     return _Decision("sent", version, sha)
+
+
+def _contact_window(db: Any, run_id: str) -> int | None:
+    """The run's skipIfContactedWithinDays: a reviewed send honours it as the run's own sends do."""
+    job = runs.get_job(db, run_id) or {}
+    return (job.get("config") or {}).get("skipIfContactedWithinDays")
 
 
 def _queue_sent(

@@ -6,7 +6,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.test_browser_runs import LEADS_CSV, make_template, start_via_api
+from tests.browser.test_browser_runs import make_template, start_via_api
 
 pytestmark = pytest.mark.usefixtures("jobs_api")
 
@@ -79,7 +79,6 @@ def test_suppressions_add_search_remove_and_import(page, stack, db, screenshot):
 
 def test_schedule_a_meeting_and_retry_from_a_lead_row(open_page, stack, db):
     template = make_template(stack)
-    leads = LEADS_CSV  # noqa: F841  (the same people as the runs tests)
     body = {"action": "start", "mode": "foreground", "config": {"templateId": template["id"]}, "leads": [
         {"email": "ada@example.com", "firstName": "Ada", "timeZone": "Europe/London"},
         {"email": "broken", "firstName": "Bad"},
