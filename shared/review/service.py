@@ -276,8 +276,11 @@ def _send_external(db: Any, run_id: str, lead: dict[str, Any], ref: Any, decisio
     try:
         provider_ids = provider.send_draft(draft.get("gmailDraftId") or "", email)  # type: ignore[attr-defined]
     except OutreachError as exc:
-        # Nothing left the mailbox on a refusal: the draft is pending again; the operator may retry.
-        ref.update({"reviewStatus": store.PENDING, "lastError": exc.message, "updatedAt": clock.now()})
+        # A refusal sent nothing: the draft is pending again and may be sent later. An answer
+        # that never came (outcome_unknown) may have sent it: it stays `sending`, so no second
+        # send can follow, and says why.
+        status = store.SENDING if exc.code == "outcome_unknown" else store.PENDING
+        ref.update({"reviewStatus": status, "lastError": exc.message, "updatedAt": clock.now()})
         return _Decision("failed", decision.version, reason=exc.message)
     batch = db.batch()
     _queue_sent(db, batch, run_id, lead, ref, None, provider, decision.version or 1, decision.sha or "", email, provider_ids)
