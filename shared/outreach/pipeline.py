@@ -225,8 +225,9 @@ def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attemp
     """Checks the address's consent, then delivers under a guard that fails the commit if
     a suppression lands in between; then it checks again (shared/consent/gate.py)."""
     for _ in range(gate.ATTEMPTS):
-        contact = gate.check(ctx.db, email.to, ctx.contact_window_days)
-        if contact.skip_reason:
+        # An external provider's claim checks inside its own compare-and-set (_claim).
+        contact = None if ctx.provider.external else gate.check(ctx.db, email.to, ctx.contact_window_days)
+        if contact is not None and contact.skip_reason:
             return _record_skip(ctx, lead, attempt, contact)
         token = None if email.draft else gate.new_token()
         if token:
