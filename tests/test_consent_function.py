@@ -182,3 +182,15 @@ def test_post_without_the_one_click_body_changes_nothing(client, db):
     assert response.status_code == 400
     assert list(db.collection("suppressions").stream()) == []
     assert store.get_token(db, token)["email"] == "reader@example.com"
+
+
+def test_concurrent_adds_of_one_address_create_it_once(function_client, db):
+    import concurrent.futures
+
+    def post(_):
+        return function_client("consent").post("/api/suppressions", json={"email": "race@example.com"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(post, range(4)))
+    assert statuses == [200, 200, 200, 201]
+    assert len(list(db.collection("suppressions").stream())) == 1
