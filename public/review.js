@@ -11,6 +11,8 @@ const PAGE_SIZE = 50;
 let runId = null;
 let drafts = [];
 let nextToken = null;
+let countsTimer = null;
+const COUNTS_EVERY_MS = 3000;
 
 const base = (id) => `/api/lead-runs/${encodeURIComponent(id)}`;
 
@@ -43,6 +45,24 @@ async function loadDrafts(id, pageToken = null) {
   drafts = drafts.concat(body.drafts || []);
   nextToken = body.nextPageToken || null;
   render();
+  refreshCounts();
+}
+
+/** The run's counts, live: another operator's approvals (or a running job) show up here. */
+async function refreshCounts() {
+  clearTimeout(countsTimer);
+  if (!runId || $("#panel-review").hidden) return;
+  const id = runId;
+  try {
+    const body = await api("GET", `${base(id)}/jobs`, { quiet: true });
+    const counts = (body.job && body.job.counts) || {};
+    if (id === runId) {
+      $("#review-run-counts").textContent = ["drafted", "sent", "skipped", "failed"].map((k) => `${k} ${counts[k] || 0}`).join(" · ");
+    }
+  } catch {
+    // The drafts list says what is wrong with the run; the counts line just stays as it was.
+  }
+  countsTimer = setTimeout(refreshCounts, COUNTS_EVERY_MS);
 }
 
 function render() {
@@ -139,11 +159,13 @@ function mark(leadDocId, status) {
 async function approve(draft) {
   const result = await api("POST", `${base(runId)}/drafts/${encodeURIComponent(draft.leadDocId)}:send`, { body: { version: draft.version } });
   mark(draft.leadDocId, result.outcome === "skipped" ? "skipped" : "sent");
+  refreshCounts();
   say($("#review-status"), result.outcome === "skipped" ? `Not sent to ${draft.to}: ${result.reason}` : `Sent to ${draft.to}.`);
 }
 
 async function discard(draft) {
   replace(await api("POST", `${base(runId)}/drafts/${encodeURIComponent(draft.leadDocId)}:discard`, { body: { version: draft.version } }));
+  refreshCounts();
 }
 
 async function approveSelected() {
@@ -154,6 +176,7 @@ async function approveSelected() {
   for (const outcome of result.results || []) if (done[outcome.outcome]) mark(outcome.leadDocId, done[outcome.outcome]);
   const sent = (result.results || []).filter((r) => r.outcome === "sent").length;
   say($("#review-status"), `Sent ${sent} of ${ids.length} selected.`);
+  refreshCounts();
 }
 
 // --- per-lead tools in the receipts table ----------------------------------------------

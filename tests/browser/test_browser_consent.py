@@ -22,6 +22,7 @@ def test_review_edit_approve_discard_and_approve_many(open_page, stack, db, scre
     drafts = page.locator("#drafts article")
     expect(drafts).to_have_count(4)
     expect(page.locator("#review-counts")).to_contain_text("4 awaiting review")
+    expect(page.locator("#review-run-counts")).to_have_text("drafted 4 · sent 0 · skipped 0 · failed 0")
     first = drafts.nth(0)
     expect(first.locator(".subject")).to_have_text("Hi Lead0")
     expect(first.frame_locator("iframe").locator("body")).to_contain_text("Hello Lead0 at Acme")
@@ -43,6 +44,7 @@ def test_review_edit_approve_discard_and_approve_many(open_page, stack, db, scre
     page.get_by_role("button", name="Approve 2 selected").click()
     expect(page.locator("#review-status")).to_contain_text("Sent 2 of 2")
     expect(page.locator("#review-counts")).to_contain_text("0 awaiting review")
+    expect(page.locator("#review-run-counts")).to_have_text("drafted 0 · sent 3 · skipped 1 · failed 0")
     screenshot(page, "review")
     assert sorted(m["to"] for m in mails(db)) == ["lead0@example.com", "lead2@example.com", "lead3@example.com"]
     assert not page.watch.console_errors, page.watch.console_errors
