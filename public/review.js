@@ -192,6 +192,7 @@ export function leadTools(id, lead, onChanged) {
           type: "button", class: "small", "aria-label": `Retry lead ${lead.index + 1}`,
           onclick: (e) => busy(e.currentTarget, async () => {
             await api("POST", `${base(id)}/leads/${encodeURIComponent(lead.id)}:retry`, { body: {} });
+            document.dispatchEvent(new CustomEvent("lead-retried", { detail: { runId: id, leadDocId: lead.id } }));
             if (onChanged) await onChanged();
           }, box),
         }, "Retry lead")

@@ -66,6 +66,8 @@ export function initRuns() {
     button.addEventListener("click", () => control(button.dataset.action, button));
   }
   initReceipts({ onReceipts: onReceiptsLoaded });
+  // A lead row's Retry lead (review.js) restarted the job: watch it again.
+  document.addEventListener("lead-retried", () => refreshRun().catch(() => {}));
   on("templates", fillTemplatePicker);
   on("run", (id) => {
     if (id) showRun(id);
