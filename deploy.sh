@@ -15,7 +15,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-all_functions=(receipts schedule jobs worker templates telemetry senders)
+all_functions=(receipts schedule jobs worker templates telemetry senders consent review)
 dry_run=false
 env_file="${DEPLOY_ENV_FILE:-$root/deploy.env.yaml}"
 selected=()

@@ -5,14 +5,16 @@
 import { api } from "./api.js";
 import { initAuth } from "./auth.js";
 import { initReport, showAttached } from "./report.js";
+import { initReview, showReview } from "./review.js";
 import { initRuns, loadRecent } from "./runs.js";
 import { initSchedule } from "./schedule.js";
 import { initSenders, loadSenders } from "./senders.js";
 import { runFromUrl, setRun } from "./state.js";
+import { initSuppressions, loadSuppressions } from "./suppressions.js";
 import { initTemplates, loadTemplates } from "./templates.js";
-import { $ } from "./ui.js";
+import { $, showError } from "./ui.js";
 
-const TABS = ["runs", "templates", "schedule", "senders", "report"];
+const TABS = ["runs", "templates", "review", "suppressions", "schedule", "senders", "report"];
 let started = false; // screens fetch fresh data when shown, once sign-in is done
 
 function selectTab(name, { focus = false, updateHash = true } = {}) {
@@ -28,6 +30,8 @@ function selectTab(name, { focus = false, updateHash = true } = {}) {
   if (started && tab === "templates") loadTemplates();
   if (started && tab === "runs") loadRecent();
   if (started && tab === "senders") loadSenders();
+  if (started && tab === "review") showReview();
+  if (started && tab === "suppressions") loadSuppressions().catch((err) => showError($("#suppress-list-error"), err));
   if (updateHash) {
     const url = new URL(window.location.href);
     url.hash = tab === "runs" ? "" : tab;
@@ -70,6 +74,8 @@ async function main() {
   initRuns();
   initSchedule();
   initSenders();
+  initReview();
+  initSuppressions();
   await initAuth();
   showHealth();
   window.addEventListener("popstate", () => setRun(runFromUrl(), { push: false }));
@@ -79,6 +85,7 @@ async function main() {
   if (fromUrl) setRun(fromUrl, { push: false });
   await loadRecent();
   started = true;
+  if (["review", "suppressions"].includes(document.body.dataset.screen)) selectTab(document.body.dataset.screen, { updateHash: false });
   document.body.dataset.ready = "true";
 }
 

@@ -2,6 +2,7 @@
 // a page at a time (pageToken), optionally only the failed leads (?status=failed).
 
 import { api } from "./api.js";
+import { leadTools } from "./review.js";
 import { $, badge, busy, clear, el, formatTime, showError } from "./ui.js";
 
 const PAGE_SIZE = 50;
@@ -47,7 +48,7 @@ export function showReceiptsFor(id, options = {}) {
   clear($("#receipts-body"));
   $("#receipts-empty").hidden = true;
   showError($("#receipts-error"), null);
-  return id ? refreshReceipts(options) : Promise.resolve(null);
+  return id && !options.defer ? refreshReceipts(options) : Promise.resolve(null);
 }
 
 export function onFirstPage() {
@@ -111,6 +112,7 @@ function leadRow(lead) {
       badge(lead.status),
       lead.attempts > 1 ? el("div", { class: "muted small" }, `${lead.attempts} attempts`) : null,
       lead.lastError ? el("div", { class: "error-text small" }, lead.lastError) : null,
+      leadTools(runId, lead, () => refreshReceipts()),
     ),
     el(
       "td",

@@ -20,6 +20,17 @@ let pollTicks = 0;
 let lastJob = null;
 let lastRun = null;
 let foregroundBusy = false;
+// A foreground start creates its run partway through its request: until the run shows in
+// the recent list, asking for its receipts or job would only be a 404 in the console.
+let runSeen = false;
+
+async function foregroundRunExists(id) {
+  if (!runSeen) {
+    const body = await api("GET", "/api/lead-runs", { query: { limit: 10 }, quiet: true }).catch(() => null);
+    runSeen = Boolean(body && (body.runs || []).some((run) => run.id === id));
+  }
+  return runSeen;
+}
 
 const jobsPath = (id) => `/api/lead-runs/${encodeURIComponent(id)}/jobs`;
 
@@ -59,6 +70,8 @@ export function initRuns() {
     button.addEventListener("click", () => control(button.dataset.action, button));
   }
   initReceipts({ onReceipts: onReceiptsLoaded });
+  // A lead row's Retry lead (review.js) restarted the job: watch it again.
+  document.addEventListener("lead-retried", () => refreshRun().catch(() => {}));
   on("templates", fillTemplatePicker);
   on("run", (id) => {
     if (id) showRun(id);
@@ -169,6 +182,7 @@ async function onStart(event) {
     if (mode === "foreground") {
       // The answer comes when every lead is done; meanwhile the receipts fill in.
       foregroundBusy = true;
+      runSeen = false;
       watch(runId);
     }
     try {
@@ -270,7 +284,7 @@ async function showRun(id) {
     item.setAttribute("aria-current", item.dataset.runId === id ? "true" : "false");
   }
   try {
-    const body = await showReceiptsFor(id, { expectMissing: foregroundBusy });
+    const body = await showReceiptsFor(id, { expectMissing: foregroundBusy, defer: foregroundBusy && !runSeen });
     if (!body && foregroundBusy) {
       // The foreground request creates the run; its receipts appear as leads finish.
       $("#run-updated").textContent = "waiting for the first results…";
@@ -334,6 +348,7 @@ function schedulePoll() {
   pollTimer = setTimeout(async () => {
     pollTicks += 1;
     const withReceipts = foregroundBusy || pollTicks % RECEIPTS_EVERY === 0;
+    if (foregroundBusy && !(await foregroundRunExists(getRun()))) return schedulePoll();
     await refreshJob({ expectMissing: foregroundBusy });
     if (withReceipts && onFirstPage()) await refreshReceipts({ expectMissing: foregroundBusy }).catch(() => null);
     schedulePoll();

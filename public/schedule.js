@@ -12,6 +12,19 @@ const COMMON_ZONES = [
   "Australia/Sydney", "Pacific/Auckland", "UTC",
 ];
 let lastSearch = null;
+let leadTarget = null; // {runId, leadDocId} when the booking is for a lead of a run
+
+/** Opens the Schedule screen for one lead of a run: its zone and email filled in, and the
+ * booking's receipt attached to that lead (runId/leadDocId). */
+export function scheduleForLead({ runId, leadDocId, email, timeZone }) {
+  leadTarget = { runId, leadDocId };
+  if (timeZone) $("#schedule-zone").value = timeZone;
+  $("#schedule-attendee").value = email || "";
+  $("#schedule-lead").textContent = `For lead ${email || leadDocId} of run ${runId}; the booking shows on its receipts.`;
+  $("#schedule-lead").hidden = false;
+  window.location.hash = "schedule";
+  $("#schedule-zone").focus();
+}
 
 export function initSchedule() {
   const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : COMMON_ZONES;
@@ -101,6 +114,7 @@ async function book(slot, button) {
   // The booking keeps the zone it was searched in, and the attendee as its lead.
   body.lead = { timeZone: lastSearch.slotSearch.timeZone };
   if (lastSearch.attendees.length) body.lead.email = lastSearch.attendees[0].email;
+  if (leadTarget) Object.assign(body, leadTarget);
   await busy(button, async () => {
     const result = await api("POST", "/api/calendar/schedule", { body });
     const booking = result.booking;

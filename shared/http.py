@@ -21,7 +21,7 @@ import flask
 from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ValidationError
 from werkzeug import exceptions as wz
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import BaseConverter, Map, Rule
 
 from shared import auth, errors, logs
 from shared.settings import Settings, get_settings
@@ -155,10 +155,17 @@ class Operation:
     errors: tuple[int, ...] = ()
 
 
+class IdConverter(BaseConverter):
+    """`<id:name>`: a resource id (shared/ids.py) and nothing else, so `/drafts/<id:lead>`
+    never swallows `/drafts/lead-1:send` (a custom method of the same resource)."""
+
+    regex = r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"
+
+
 class Router:
     def __init__(self, name: str):
         self.name = name
-        self._map = Map(strict_slashes=False, merge_slashes=False)
+        self._map = Map(strict_slashes=False, merge_slashes=False, converters={"id": IdConverter})
         self._routes: dict[str, tuple[Handler, AuthPolicy]] = {}
         self.operations: list[Operation] = []
 

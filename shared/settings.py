@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     firebase_auth_emulator_host: str = ""
 
     worker_url: str = "http://127.0.0.1:5000"
+    # Where recipients reach the one-click unsubscribe URL (/u/{token}): the Hosting site.
+    public_base_url: str = "http://127.0.0.1:5000"
     worker_time_budget_seconds: float = Field(default=50.0, gt=0)
     worker_lease_seconds: float = Field(default=120.0, gt=0)
     foreground_max_leads: int = Field(default=50, gt=0)

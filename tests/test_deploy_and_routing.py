@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 from tools.localstack import HostingConfig, function_names
 
-FUNCTIONS = ["jobs", "receipts", "schedule", "senders", "telemetry", "templates", "worker"]
+FUNCTIONS = ["consent", "jobs", "receipts", "review", "schedule", "senders", "telemetry", "templates", "worker"]
 
 # Every path of the HTTP API (docs/, public/api/openapi.json), as the browser sends it, and who must serve it.
 SPEC_ROUTES = [
@@ -28,6 +28,15 @@ SPEC_ROUTES = [
     ("/api/senders", "senders"),
     ("/api/senders/mailbox-1", "senders"),
     ("/api/telemetry/error", "telemetry"),
+    ("/api/suppressions", "consent"),
+    ("/api/suppressions:import", "consent"),
+    ("/api/suppressions/abc123", "consent"),
+    ("/u/tok123", "consent"),
+    ("/api/lead-runs/run-1/drafts", "review"),
+    ("/api/lead-runs/run-1/drafts:send", "review"),
+    ("/api/lead-runs/run-1/drafts/lead-000001", "review"),
+    ("/api/lead-runs/run-1/drafts/lead-000001:send", "review"),
+    ("/api/lead-runs/run-1/leads/lead-000001:retry", "review"),
 ]
 
 

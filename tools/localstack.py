@@ -488,6 +488,7 @@ def function_env(emulator: Emulator, hosting_url: str, extra: dict[str, str] | N
         "ALLOWED_ORIGINS": f"{hosting_url},{hosting_url.replace('127.0.0.1', 'localhost')}",
         # The developer's WORKER_URL wins (e.g. the worker's own port, as deployed).
         "WORKER_URL": os.environ.get("WORKER_URL") or hosting_url,
+        "PUBLIC_BASE_URL": hosting_url,
     }
     env.update(extra or {})
     return env

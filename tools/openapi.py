@@ -149,7 +149,24 @@ def _operation(function: str, op: Operation, method: str, params: list[str], ref
             "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
         }
     operation["responses"] = responses
+    _html_page(op, method, operation, success)
     return operation
+
+
+def _html_page(op: Operation, method: str, operation: dict[str, Any], success: dict[str, Any]) -> None:
+    """A public page (functions/consent's /u/{token}): an HTML answer, and a form body for POST."""
+    form = getattr(op.handler, "html_form", None)
+    if form is None:
+        return
+    success["content"] = {"text/html": {"schema": {"type": "string"}}}
+    for code in ("400", "404"):  # an unknown token or a wrong body is a page too
+        if code in operation["responses"]:
+            operation["responses"][code]["content"]["text/html"] = {"schema": {"type": "string"}}
+    if method == "POST":
+        schema = {"type": "object", "required": list(form), "properties": {k: {"const": v} for k, v in form.items()}}
+        operation["requestBody"] = {"required": True, "content": {
+            media: {"schema": schema} for media in ("application/x-www-form-urlencoded", "multipart/form-data")
+        }}
 
 
 def render(document: dict[str, Any]) -> str:

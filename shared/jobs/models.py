@@ -36,6 +36,8 @@ class JobConfig(ApiModel):
     # and the local hours a lead may be sent to.
     sender_id: ResourceId | None = None
     send_window: SendWindowIn | None = None
+    # A lead whose address any run sent to within this many days is skipped (docs/consent.md).
+    skip_if_contacted_within_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
 
 FieldValue = Union[StrictStr, StrictInt, StrictFloat, StrictBool, None]
@@ -128,6 +130,7 @@ class JobConfigView(ApiModel):
     time_budget_seconds: float | None = None
     sender_id: str | None = None
     send_window: dict[str, Any] | None = None
+    skip_if_contacted_within_days: int | None = None
 
 
 class Job(ApiModel):

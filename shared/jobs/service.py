@@ -99,6 +99,7 @@ def start(
         "draftFirst": config.draft_first,
         "timeBudgetSeconds": config.time_budget_seconds,
         **deliverability_config(db, config),
+        "skipIfContactedWithinDays": config.skip_if_contacted_within_days,
     }
     lead_docs = lead_documents(request.leads) if request.leads else None
     leads_fp = fingerprint([lead.document_fields() for lead in request.leads]) if request.leads else None
@@ -277,13 +278,17 @@ def fingerprint(value: Any) -> str:
 # --- pause / resume / retry / cancel ----------------------------------------------------
 
 
-def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: Dispatcher) -> Reply:
+def control(
+    db: Any, run_id: str, action: str, settings: Settings, dispatcher: Dispatcher, only: set[str] | None = None
+) -> Reply:
+    """`only`: retry just these failed leads (the review function's per-lead retry)."""
     run, job = repo.get_run_and_job(db, run_id)
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
     if job is None:
         raise Conflict(f"run {run_id} has no job to {action}: start one", [{"field": "action"}])
     failed = sorted(repo.leads_with_status(db, run_id, "failed"), key=lambda d: d["index"]) if action == "retry" else []
+    failed = [lead for lead in failed if only is None or lead["id"] in only]
     token, owner = auth.new_worker_token(), worker.new_owner()
     ref, run_ref = repo.job_ref(db, run_id), repo.run_ref(db, run_id)
 
@@ -372,6 +377,7 @@ def to_view(run_id: str, job: dict[str, Any], settings: Settings, now: dt.dateti
             time_budget_seconds=config.get("timeBudgetSeconds"),
             sender_id=config.get("senderId"),
             send_window=config.get("sendWindow"),
+            skip_if_contacted_within_days=config.get("skipIfContactedWithinDays"),
         ),
         wake_at=clock.rfc3339(job.get("wakeAt")) if job["status"] == state.WAITING else None,
         wait_reason=job.get("waitReason") if job["status"] == state.WAITING else None,
@@ -393,6 +399,8 @@ def lead_results(db: Any, run_id: str, job: dict[str, Any]) -> list[LeadResult]:
     results = []
     for lead in repo.read_leads(db, run_id, 0, int(job.get("totalLeads") or 0)):
         action = {"sent": "email-send", "drafted": "email-draft", "failed": step}.get(lead.get("status"))
+        if lead.get("skipReason"):
+            action = pipeline.SKIP_STEP
         results.append(LeadResult(
             index=lead["index"], lead_doc_id=lead["id"], email=lead.get("email", ""), status=lead.get("status", ""),
             action_id=action, error=lead.get("lastError"),

@@ -276,6 +276,7 @@ def _fill_batch(
     context = pipeline.RunContext(
         db=db, run_id=run_id, template=template, draft=bool(template.get("draftFirst")) if draft is None else draft,
         provider=provider, max_attempts=int(config["maxAttempts"]), sleep=sleep, monotonic=monotonic,
+        contact_window_days=config.get("skipIfContactedWithinDays"),
     )
     gate.bind(context.draft, sleep, monotonic)
     progress_at = job.get("progressAt")

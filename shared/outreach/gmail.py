@@ -76,6 +76,8 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
     message["Subject"] = email.subject
     message["Message-ID"] = message_id_header(email, sender)
     message["X-Mission-Control-Key"] = email.idempotency_key
+    for name, value in email.headers:
+        message[name] = value
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message
@@ -209,6 +211,37 @@ class GmailProvider:
             "Sent folder before using retry", "outcome_unknown",
         )
 
+    def send_draft(self, draft_id: str, email: OutgoingEmail) -> dict[str, str]:
+        """Review's send: drafts.update puts the reviewed content (and its List-Unsubscribe
+        headers) into the stored draft, then drafts.send sends that draft (Gmail API
+        reference, users.drafts/update and users.drafts/send: the body is a Draft resource,
+        the answer the sent Message)."""
+        if not draft_id:
+            raise PermanentError("no Gmail draft id was recorded for this lead", "provider_rejected")
+        mailbox = self.base_url + MAILBOX
+        body = {"id": draft_id, "message": {"raw": raw(email, self.sender)}}
+        self._call("PUT", f"{mailbox}/drafts/{draft_id}", body, may_have_sent=False)
+        sent = self._call("POST", f"{mailbox}/drafts/send", {"id": draft_id}, may_have_sent=True)
+        ids = {"gmailMessageId": str(sent.get("id", "")), "gmailDraftId": draft_id}
+        if sent.get("threadId"):
+            ids["gmailThreadId"] = str(sent["threadId"])
+        return ids
+
+    def _call(self, method: str, url: str, body: dict[str, Any], may_have_sent: bool) -> dict[str, Any]:
+        try:
+            response = self._request(method, url, json=body)
+        except _Ambiguous as lost:
+            if may_have_sent:
+                raise PermanentError(f"{lost.error.message}: the draft may have been sent; check the Sent folder",
+                                     "outcome_unknown") from None
+            raise lost.error from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            return response.json()
+        except ValueError:
+            return {}
+
     def _request(self, method: str, url: str, timeout: Any = None, **kwargs: Any) -> requests.Response:
         """The HTTP call; _Ambiguous when it may have reached Gmail and no answer came back."""
         from google.auth import exceptions as auth_exceptions
@@ -233,3 +266,4 @@ class _Ambiguous(Exception):
     def __init__(self, error: OutreachError):
         super().__init__(error.message)
         self.error = error
+

@@ -18,6 +18,8 @@ class OutgoingEmail:
     lead_id: str
     step: str  # "email-send" or "email-draft": also the receipt's action id
     draft: bool
+    # Extra message headers, e.g. RFC 8058's List-Unsubscribe pair on a send (shared/consent/gate.py).
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def idempotency_key(self) -> str:

@@ -32,6 +32,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import clock, logs
+from shared.consent import gate
 from shared.outreach import render
 from shared.outreach.errors import (
     FIRESTORE_UNAVAILABLE,
@@ -42,6 +43,7 @@ from shared.outreach.errors import (
     classify,
 )
 from shared.outreach.providers import OutgoingEmail, Provider
+from shared.store import mail
 from shared.store import runs as repo
 from shared.store.client import queue_replace, write_if_unchanged
 
@@ -58,6 +60,7 @@ RECORD_ATTEMPTS = 5
 CLAIM_IN_FLIGHT_SECONDS = 90
 IN_FLIGHT_POLL_SECONDS = 0.5
 IN_FLIGHT = "in_flight"
+SKIP_STEP = "email-skip"
 # A lead is not failed for the database's trouble until this many times maxAttempts.
 FIRESTORE_PATIENCE = 3
 LEAD_COLUMNS = ("email", "firstName", "lastName", "company", "timeZone")
@@ -79,6 +82,8 @@ class RunContext:
     max_attempts: int
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    # The run's skipIfContactedWithinDays (shared/consent/gate.py).
+    contact_window_days: int | None = None
 
 
 @dataclasses.dataclass
@@ -226,9 +231,37 @@ def _summary(email: OutgoingEmail) -> str:
 
 
 def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome:
+    """Checks the address's consent, then delivers under a guard that fails the commit if
+    a suppression lands in between; then it checks again (shared/consent/gate.py)."""
+    for _ in range(gate.ATTEMPTS):
+        # An external provider's claim checks inside its own compare-and-set (_claim).
+        contact = None if ctx.provider.external else gate.check(ctx.db, email.to, ctx.contact_window_days)
+        if contact is not None and contact.skip_reason:
+            return _record_skip(ctx, lead, attempt, contact)
+        token = None if email.draft else gate.new_token()
+        if token:
+            email = dataclasses.replace(email, headers=tuple(gate.unsubscribe_headers(token).items()))
+        try:
+            return _deliver_checked(ctx, lead, email, attempt, contact, token)
+        except gate.ContactChanged:
+            continue
+    raise TransientError("the address's consent record kept changing during the send", "contact_contended")
+
+
+def _queue_consent(ctx: RunContext, batch: Any, lead: dict[str, Any], email: OutgoingEmail, contact: Any, token: str | None) -> None:
+    """The consent guard and the unsubscribe token join the commit that decides the lead."""
+    sent = None if email.draft else {"runId": ctx.run_id, "leadDocId": lead["id"]}
+    contact.queue_guard(ctx.db, batch, sent)
+    if token:
+        gate.queue_token(ctx.db, batch, token, email.to, lead, ctx.run_id)
+
+
+def _deliver_checked(
+    ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int, contact: Any, token: str | None
+) -> Outcome:
     db = ctx.db
     if ctx.provider.external:
-        earlier = _claim(ctx, lead, email, attempt)
+        earlier = _claim(ctx, lead, email, attempt, token)
         if earlier is not None:
             return earlier
     batch = db.batch()
@@ -239,9 +272,22 @@ def _deliver(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attemp
             _release_claim(ctx, lead, email, attempt)
         raise
     _queue_success(ctx, batch, lead, email, attempt, ids)
+    if ctx.provider.external:  # sent already: recorded whatever changed since the claim
+        if not email.draft:
+            gate.queue_sent(db, batch, email.to, {"runId": ctx.run_id, "leadDocId": lead["id"]})
+        else:
+            from shared.review.service import queue_review_copy
+
+            queue_review_copy(db, batch, email, ids)
+    else:
+        _queue_consent(ctx, batch, lead, email, contact, token)
     try:
         results = _commit(batch, retries=RECORD_ATTEMPTS if ctx.provider.external else 1, sleep=ctx.sleep)
+    except gexc.FailedPrecondition:
+        raise gate.ContactChanged() from None
     except gexc.AlreadyExists:
+        if not ctx.provider.external and not mail.outbox_ref(db, email.message_id, email.draft).get().exists:
+            raise gate.ContactChanged() from None  # a contact record was created meanwhile, not the message
         return _done_earlier(ctx, lead, email, attempt)
     return Outcome(
         lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids,
@@ -304,7 +350,7 @@ def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, a
     )
 
 
-def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome | None:
+def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int, token: str | None) -> Outcome | None:
     """Marks the receipt `sending` before an external call; None means go ahead.
 
     Returns the lead's outcome instead when a previous attempt already finished it; a
@@ -334,12 +380,22 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
             return {"status": "failed", "message": message}
         if existing and existing.get("status") in ("sent", "drafted"):
             return existing
+        # Checked again on every try: a retried claim must not reuse a stale consent read.
+        current = gate.check(db, email.to, ctx.contact_window_days)
+        if current.skip_reason:
+            return {"status": "skipped", "contact": current}
         queue_replace(batch, receipt_ref, existing, _receipt(ctx, lead, email.step, "sending", attempt, summary=_summary(email)), unchanged)
+        _queue_consent(ctx, batch, lead, email, current, token)
         return None
 
-    existing = write_if_unchanged(db, receipt_ref, claim)
+    try:
+        existing = write_if_unchanged(db, receipt_ref, claim)
+    except gexc.AlreadyExists:  # a contact record was created between the check and the claim
+        raise gate.ContactChanged() from None
     if existing is None:
         return None
+    if existing["status"] == "skipped":
+        return _record_skip(ctx, lead, attempt, existing["contact"])
     if existing["status"] == IN_FLIGHT:
         message = "another attempt is sending this lead's message; waiting for its answer"
         return Outcome(lead["id"], lead["index"], "retry_later", attempt - 1, email.step, IN_FLIGHT, message)
@@ -364,6 +420,21 @@ def _release_claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, 
     """The provider said no (transiently) so nothing left: the next attempt may claim again."""
     ref = repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step)
     ref.set(_receipt(ctx, lead, email.step, "failed", attempt, summary=_summary(email), error="transient provider error; retrying"))
+
+
+def _record_skip(ctx: RunContext, lead: dict[str, Any], attempt: int, contact: Any) -> Outcome:
+    """The lead ends `skipped` with an `email.skip` receipt naming the reason; nothing is sent."""
+    batch = ctx.db.batch()
+    receipt = _receipt(ctx, lead, SKIP_STEP, "skipped", attempt, summary=f"skipped ({contact.skip_reason}): {contact.detail}"[:300])
+    receipt.update({"type": "email.skip", "reason": contact.skip_reason})
+    batch.set(repo.action_ref(ctx.db, ctx.run_id, lead["id"], SKIP_STEP), receipt)
+    batch.update(repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
+                 {**_lead_outcome("skipped", attempt, None), "skipReason": contact.skip_reason})
+    results = batch.commit()
+    return Outcome(
+        lead["id"], lead["index"], "skipped", attempt, SKIP_STEP, contact.skip_reason, contact.detail,
+        committed_at=_commit_time(results),
+    )
 
 
 def _record_failure(

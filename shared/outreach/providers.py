@@ -45,6 +45,8 @@ class MailCollectionProvider:
                 "leadDocId": email.lead_id,
                 "idempotencyKey": email.idempotency_key,
                 "createdAt": _now(),
+                # The Trigger Email extension passes `headers` through to the message.
+                **({"headers": dict(email.headers)} if email.headers else {}),
             },
         )
         return {"draftId" if email.draft else "mailId": email.message_id}

@@ -1,5 +1,5 @@
-"""With AUTH_MODE=firebase, every route but preflight, health and the telemetry
-intake refuses callers without a valid Firebase ID token; the worker takes only
+"""With AUTH_MODE=firebase, every route but preflight, health, the telemetry
+intake and the one-click unsubscribe URL (RFC 8058: no sign-in) refuses callers without a valid Firebase ID token; the worker takes only
 its job's token. Routes come from the functions' own routers, so a new route is
 covered the day it is added."""
 
@@ -21,7 +21,7 @@ from tools.openapi import load_routers
 
 pytestmark = pytest.mark.e2e
 
-PUBLIC = {("/api/health", "GET"), ("/api/telemetry/error", "POST")}
+PUBLIC = {("/api/health", "GET"), ("/api/telemetry/error", "POST"), ("/u/<token>", "GET"), ("/u/<token>", "POST")}
 WORKER = {("/api/lead-runs/<run_id>/jobs/worker", "POST")}
 
 

@@ -1,0 +1,1 @@
+"""Review: drafts awaiting the operator's approval, edited and sent exactly once (docs/review.md)."""
