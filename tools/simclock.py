@@ -21,6 +21,7 @@ from shared.deliverability import wake
 from shared.jobs import state, worker
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import Settings
+from shared.store import mail
 from shared.store import runs as repo
 
 UTC = dt.timezone.utc
@@ -60,17 +61,33 @@ class Send:
 
 
 class RecordingProvider(MailCollectionProvider):
-    """The mail collection, recording each send at the simulated instant it happens."""
+    """The mail collection, recording each send at the simulated instant it happens.
+
+    A send counts once its mail document exists: an attempt whose commit was refused (the
+    consent guard saw the address's record change, docs/consent.md) queued a document that
+    never landed, and the attempt that follows replaces it.
+    """
 
     def __init__(self, sim: SimClock):
         self.sim = sim
-        self.sends: list[Send] = []
+        self._db: Any = None
+        self._attempts: dict[tuple[str, bool], Send] = {}
 
     def deliver(self, db: Any, batch: Any, email: Any) -> dict[str, str]:
         self.sim.sleep(self.sim.send_seconds)
         ids = super().deliver(db, batch, email)
-        self.sends.append(Send(self.sim.now(), email.run_id, email.lead_id, email.to))
+        self._db = db
+        self._attempts[(email.message_id, email.draft)] = Send(self.sim.now(), email.run_id, email.lead_id, email.to)
         return ids
+
+    @property
+    def sends(self) -> list[Send]:
+        if self._db is None:
+            return []
+        refs = [mail.outbox_ref(self._db, message_id, draft) for message_id, draft in self._attempts]
+        landed = {snapshot.reference.path for snapshot in self._db.get_all(refs) if snapshot.exists}
+        kept = [send for ref, send in zip(refs, self._attempts.values()) if ref.path in landed]
+        return sorted(kept, key=lambda send: send.at)
 
 
 @dataclasses.dataclass

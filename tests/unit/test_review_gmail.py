@@ -1,11 +1,11 @@
 """Review's Gmail send: drafts.update with the reviewed content, then drafts.send of that
-draft id (Gmail API reference, users.drafts/update and users.drafts/send)."""
+draft id (Gmail API reference, users.drafts/update and users.drafts/send), against the
+local Gmail-shaped server (tools/gmail_server.py)."""
 
 from __future__ import annotations
 
-import base64
 import email as email_lib
-import json
+from email import policy
 
 import pytest
 import requests
@@ -13,7 +13,12 @@ import requests
 from shared.outreach import gmail
 from shared.outreach.errors import PermanentError
 from shared.outreach.providers import OutgoingEmail
+from tools.gmail_server import GmailServer
 
+DRAFTED = OutgoingEmail(
+    to="ada@example.com", subject="First take", text="Draft", html="<p>Draft</p>", run_id="run-1",
+    lead_id="lead-000001", step="email-draft", draft=True,
+)
 REVIEWED = OutgoingEmail(
     to="ada@example.com", subject="Edited", text="Reviewed", html="<p>Reviewed</p>", run_id="run-1",
     lead_id="lead-000001", step="email-send", draft=False,
@@ -21,41 +26,48 @@ REVIEWED = OutgoingEmail(
 )
 
 
-def answer(status, body):
-    made = requests.Response()
-    made.status_code, made._content = status, json.dumps(body).encode()
-    return made
+@pytest.fixture(scope="module")
+def running():
+    with GmailServer() as server:
+        yield server
 
 
-class Session:
-    def __init__(self, *answers):
-        self.answers, self.calls = list(answers), []
-
-    def _record(self, method, url, json=None, timeout=None):
-        self.calls.append((method, url, json))
-        return self.answers.pop(0)
-
-    def put(self, url, json=None, timeout=None):
-        return self._record("PUT", url, json, timeout)
-
-    def post(self, url, json=None, timeout=None):
-        return self._record("POST", url, json, timeout)
+@pytest.fixture
+def server(running):
+    running.reset()
+    return running
 
 
-def test_send_draft_replaces_the_content_then_sends_that_draft():
-    session = Session(answer(200, {"id": "r-1", "message": {"id": "m-1"}}), answer(200, {"id": "m-2", "threadId": "t-2", "labelIds": ["SENT"]}))
-    ids = gmail.GmailProvider(sender="me@example.com", session=session).send_draft("r-1", REVIEWED)
-    assert ids == {"gmailMessageId": "m-2", "gmailDraftId": "r-1", "gmailThreadId": "t-2"}
-    (update, send) = session.calls
-    assert update[0] == "PUT" and update[1] == f"{gmail.GMAIL_API}/drafts/r-1" and update[2]["id"] == "r-1"
-    assert send == ("POST", f"{gmail.GMAIL_API}/drafts/send", {"id": "r-1"})
-    message = email_lib.message_from_bytes(base64.urlsafe_b64decode(update[2]["message"]["raw"]))
+def provider(server):
+    return gmail.GmailProvider(sender="me@example.com", session=requests.Session(), base_url=server.base_url, timeout=(2, 2))
+
+
+def test_send_draft_replaces_the_content_then_sends_that_draft(server):
+    drafted = provider(server).deliver(None, None, DRAFTED)
+    draft_id = drafted["gmailDraftId"]
+    ids = provider(server).send_draft(draft_id, REVIEWED)
+    (sent,) = server.sent()
+    assert ids["gmailDraftId"] == draft_id and ids["gmailMessageId"] == sent.id
+    assert server.calls["drafts.update"] == 1 and server.calls["drafts.send"] == 1
+    message = email_lib.message_from_bytes(sent.raw, policy=policy.default)
     assert message["Subject"] == "Edited" and message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Reviewed" in message.get_body(("plain",)).get_content()
 
 
-def test_send_draft_without_a_draft_id_or_refused_is_permanent():
+def test_send_draft_without_a_draft_id_or_refused_is_permanent(server):
     with pytest.raises(PermanentError):
-        gmail.GmailProvider(session=Session()).send_draft("", REVIEWED)
-    refused = Session(answer(200, {}), answer(400, {"error": {"code": 400, "message": "Invalid draft"}}))
+        provider(server).send_draft("", REVIEWED)
+    draft_id = provider(server).deliver(None, None, DRAFTED)["gmailDraftId"]
+    server.fail("drafts.send", status=400, reason="invalidArgument", message="Invalid draft")
     with pytest.raises(PermanentError):
-        gmail.GmailProvider(session=refused).send_draft("r-1", REVIEWED)
+        provider(server).send_draft(draft_id, REVIEWED)
+    assert server.sent() == []
+
+
+def test_send_draft_whose_answer_was_lost_is_not_sent_again(server):
+    draft_id = provider(server).deliver(None, None, DRAFTED)["gmailDraftId"]
+    server.accepted_then_dropped("drafts.send")
+    with pytest.raises(PermanentError) as caught:
+        provider(server).send_draft(draft_id, REVIEWED)
+    assert caught.value.code == "outcome_unknown"
+    assert len(server.sent()) == 1
