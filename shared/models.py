@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.ids import ID_PATTERN, is_valid_id
@@ -39,6 +39,37 @@ class ApiModel(BaseModel):
             return value
         field = cls.model_fields[info.field_name]
         return value if field.is_required() else field.get_default(call_default_factory=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        """The OpenAPI document says what the API accepts: an optional field may be null.
+        (Said in both modes, so one schema serves requests and responses alike.)"""
+        schema = handler(core_schema)
+        if not cls.NULL_IS_ABSENT:
+            return schema
+        resolved = handler.resolve_ref_schema(schema)
+        required = set(resolved.get("required", ()))
+        for name, prop in resolved.get("properties", {}).items():
+            if name in required or _allows_null(prop):
+                continue
+            resolved["properties"][name] = {"anyOf": [_without_annotations(prop), {"type": "null"}],
+                                             **_annotations(prop)}
+        return schema
+
+
+_ANNOTATIONS = ("title", "description", "default", "examples")
+
+
+def _allows_null(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(option.get("type") == "null" for option in prop.get("anyOf", ()))
+
+
+def _annotations(prop: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in prop.items() if key in _ANNOTATIONS}
+
+
+def _without_annotations(prop: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in prop.items() if key not in _ANNOTATIONS}
 
 
 def _check_id(value: str) -> str:
