@@ -492,6 +492,7 @@ class HttpFaultProxy:
         self.retry_after = retry_after
         self.refused = 0
         self.forwarded = 0
+        self.seen: list[dict[str, str]] = []  # every request's headers, for tests that follow tokens in flight
         self._refuse_until = 0.0
         proxy = self
 
@@ -507,6 +508,7 @@ class HttpFaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                proxy.seen.append(dict(self.headers.items()))
                 if time.monotonic() < proxy._refuse_until:
                     proxy.refused += 1
                     payload = b'{"error":{"code":"rate_limited","message":"no available instance"}}'

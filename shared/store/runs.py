@@ -1,5 +1,5 @@
 """lead_runs/{runId} and everything under it: the paths and document shapes of runs,
-leads, action receipts and the job (SPEC.md "Firestore data model", docs/data-model.md).
+leads, action receipts and the job (docs/data-model.md).
 
 Nothing outside this module builds one of these paths.
 """
@@ -176,6 +176,28 @@ def write_leads(db: "firestore.Client", run_id: str, docs: Iterable[tuple[str, d
             futures.append(pool.submit(batch.commit))
         for future in futures:
             future.result()
+
+
+def create_missing_leads(db: "firestore.Client", run_id: str, docs: list[tuple[str, dict[str, Any]]]) -> int:
+    """create() of every (leadDocId, fields) that does not exist yet, in commits of WRITE_CHUNK;
+    how many it created. An existing lead is never overwritten (a worker may have done it):
+    a chunk that meets one is read back and only its missing leads are created."""
+    created = 0
+    for first in range(0, len(docs), WRITE_CHUNK):
+        chunk = docs[first:first + WRITE_CHUNK]
+        while chunk:
+            batch = db.batch()
+            for lead_id, fields in chunk:
+                batch.create(lead_ref(db, run_id, lead_id), fields)
+            try:
+                batch.commit()
+                created += len(chunk)
+                break
+            except gexc.AlreadyExists:
+                refs = [lead_ref(db, run_id, lead_id) for lead_id, _ in chunk]
+                existing = {s.id for s in db.get_all(refs) if s.exists}
+                chunk = [(lead_id, fields) for lead_id, fields in chunk if lead_id not in existing]
+    return created
 
 
 def update_leads(db: "firestore.Client", run_id: str, lead_ids: Iterable[str], fields: dict[str, Any]) -> int:

@@ -1,0 +1,64 @@
+"""The worker's lease: who may run the job's next batch.
+
+A hand-off from the previous invocation (`X-Worker-Lease`, the owner its checkpoint
+wrote into `lease`) is claimed once (shared/store/job_writes.claim_handoff_once): of a
+duplicated delivery exactly one copy runs. Without a hand-off (an operator or a test
+calling the worker directly) the lease is taken only if it has lapsed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from shared import auth, clock, ids
+from shared.errors import Conflict, PermissionDenied
+from shared.jobs import state
+from shared.settings import Settings
+from shared.store import job_writes
+from shared.store import runs as repo
+
+
+def new_owner(prefix: str = "h") -> str:
+    return f"{prefix}-{ids.new_id()}"
+
+
+def restart_fields(token: str, owner: str, now: dt.datetime, settings: Settings) -> dict[str, Any]:
+    """A new chain for the job (resume, retry, the sweeper): a new token (its hash) and lease,
+    so a stray worker of the old chain is refused or stops at its next lead."""
+    return {
+        "workerTokenHash": auth.worker_token_hash(token),
+        "lease": {"owner": owner, "expiresAt": now + dt.timedelta(seconds=settings.worker_lease_seconds)},
+        "mode": "background",
+        "finishedAt": None,
+    }
+
+
+def check_worker(job: dict[str, Any] | None, token: str) -> dict[str, Any]:
+    """The job, if `token` may drive it and it is active; PermissionDenied / Conflict otherwise."""
+    if job is None or not auth.tokens_match(token, job.get("workerTokenHash")):
+        raise PermissionDenied("the worker token is not valid for this run's job")
+    if job["status"] not in state.ACTIVE:
+        raise Conflict(f"the job is {job['status']}: there is nothing for a worker to do")
+    return job
+
+
+def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Settings) -> tuple[str, dict[str, Any]]:
+    """(owner, job) once this invocation holds the lease; Conflict (409) when another does."""
+    if handoff:
+        return handoff, job_writes.claim_handoff_once(db, run_id, handoff, {"status": state.RUNNING})
+    owner = new_owner("w")
+    lease = {"owner": owner, "expiresAt": clock.now() + dt.timedelta(seconds=settings.worker_lease_seconds)}
+    return owner, job_writes.take_lapsed_lease(db, run_id, lambda job: check_worker(job, token), lease)
+
+
+def interruption(db: Any, run_id: str, owner: str) -> str | None:
+    """Why this worker must stop before its next lead, or None. One small document read."""
+    job = repo.read_job_control(db, run_id)
+    if job is None:
+        return "job_deleted"
+    if job["status"] not in state.ACTIVE:
+        return job["status"]
+    if (job.get("lease") or {}).get("owner") != owner:
+        return "lease_lost"
+    return None
