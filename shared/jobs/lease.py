@@ -8,7 +8,10 @@ calling the worker directly) the lease is taken only if it has lapsed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
+import threading
+import time
 from typing import Any
 
 from shared import auth, clock, ids
@@ -52,9 +55,38 @@ def acquire(db: Any, run_id: str, token: str, handoff: str | None, settings: Set
     return owner, job_writes.take_lapsed_lease(db, run_id, lambda job: check_worker(job, token), lease)
 
 
-def interruption(db: Any, run_id: str, owner: str) -> str | None:
-    """Why this worker must stop before its next lead, or None. One small document read."""
-    job = repo.read_job_control(db, run_id)
+class ControlReads:
+    """The per-lead pause check, shared by the leads in flight: a lead joins a read of the
+    job's status and lease owner only if that read began after the lead asked, so what it
+    sees is never older than its own check would have been; otherwise it starts one.
+    With N leads in flight this costs about one read per round of leads, not N.
+    """
+
+    def __init__(self, db: Any, run_id: str):
+        self.db, self.run_id = db, run_id
+        self._lock = threading.Lock()
+        self._latest: tuple[float, concurrent.futures.Future] | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        asked = time.monotonic()
+        with self._lock:
+            if self._latest is not None and self._latest[0] >= asked:
+                future, mine = self._latest[1], False
+            else:
+                future, mine = concurrent.futures.Future(), True
+                self._latest = (time.monotonic(), future)
+        if mine:
+            try:
+                future.set_result(repo.read_job_control(self.db, self.run_id))
+            except Exception as exc:  # every joiner sees the same failure
+                future.set_exception(exc)
+        return future.result()
+
+
+def interruption(db: Any, run_id: str, owner: str, reads: ControlReads | None = None) -> str | None:
+    """Why this worker must stop before its next lead, or None. One small document read (or a
+    share of one: ControlReads)."""
+    job = reads.read() if reads is not None else repo.read_job_control(db, run_id)
     if job is None:
         return "job_deleted"
     if job["status"] not in state.ACTIVE:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from shared import clock, logs
 from shared.jobs.checkpoint import MAX_DIAGNOSTICS, diagnostic
-from shared.jobs.lease import interruption
+from shared.jobs.lease import ControlReads, interruption
 from shared.outreach import pipeline
 from shared.outreach.errors import TransientError, classify
 from shared.outreach.providers import Provider
@@ -138,6 +138,7 @@ def _fill_batch(
         provider=provider, max_attempts=int(config["maxAttempts"]), sleep=sleep, monotonic=monotonic,
     )
     progress_at = job.get("progressAt")
+    reads = ControlReads(db, run_id)
     in_flight: set[concurrent.futures.Future] = set()
     started, cursor = 0, result.next_index
 
@@ -175,7 +176,7 @@ def _fill_batch(
                     result.stop("time_budget")
                     break
                 attempts_before = result.attempts.get(lead["id"], 0)
-                in_flight.add(pool.submit(_attempt, context, owner, lead, attempts_before, deadline))
+                in_flight.add(pool.submit(_attempt, context, owner, reads, lead, attempts_before, deadline))
                 started += 1
     finally:
         settle(1)
@@ -184,10 +185,10 @@ def _fill_batch(
     result.finished = result.next_index >= total and not result.job_failed
 
 
-def _attempt(context: pipeline.RunContext, owner: str, lead: dict[str, Any], attempts_before: int,
-             deadline: float) -> Attempt:
+def _attempt(context: pipeline.RunContext, owner: str, reads: ControlReads, lead: dict[str, Any],
+             attempts_before: int, deadline: float) -> Attempt:
     """One lead, on a lead thread: the pause check, then the pipeline."""
-    why = interruption(context.db, context.run_id, owner)
+    why = interruption(context.db, context.run_id, owner, reads)
     if why:
         return Attempt(lead, interrupted=why)
     try:
