@@ -305,3 +305,19 @@ def test_diagnostics_keep_the_newest_fifty(db):
     kept = job(db, RUN)["diagnostics"]
     assert len(kept) == checkpoint.MAX_DIAGNOSTICS
     assert kept[0]["message"] == "old 1" and kept[-1]["code"] == "resume"
+
+
+def test_the_per_lead_check_takes_the_unary_masked_read(db, monkeypatch):
+    """shared/store/runs.read_job_control reaches into the client's generated API for a unary
+    GetDocument (measured: the public streaming get() costs ~1 ms more a lead). If a new
+    google-cloud-firestore moves it, this fails loudly instead of silently going slow."""
+    from google.cloud.firestore_v1.document import DocumentReference
+
+    start_background(db, RUN, make_leads(1))
+    assert hasattr(db._firestore_api, "get_document")
+
+    def streaming(*args, **kwargs):
+        raise AssertionError("the per-lead check fell back to the streaming get()")
+
+    monkeypatch.setattr(DocumentReference, "get", streaming)
+    assert repo.read_job_control(db, RUN)["status"] == "queued"

@@ -1,4 +1,4 @@
-"""The job state machine (SPEC.md: queued → running → (paused ⇄ running) → completed |
+"""The job state machine (docs/jobs.md "Transitions": queued → running → (paused ⇄ running) → completed |
 completed_with_errors | cancelled | failed), and when a job looks stalled.
 
 Pure functions: the service and the worker apply them in compare-and-set commits
