@@ -126,5 +126,8 @@ def note_dispatch_failure(db: Any, run_id: str, lease_owner: str) -> None:
     """Every hand-off attempt failed: say so on the job. The sweeper restarts it once its lease lapses."""
     failed = diagnostic("dispatch_failed", "could not invoke the next worker; the sweeper restarts the job "
                         "once its lease lapses")
-    job_writes.note_if_leased(db, run_id, lease_owner, lambda job: kept_diagnostics(job, [failed]))
+    # A job cancelled meanwhile keeps its lease (for the lead in flight) but needs no note.
+    job_writes.note_if_leased(
+        db, run_id, lease_owner, lambda job: kept_diagnostics(job, [failed]) if job.get("status") in state.ACTIVE else None,
+    )
     logs.log(logger, logging.ERROR, "worker hand-off failed after every retry", runId=run_id)

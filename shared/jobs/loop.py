@@ -155,6 +155,9 @@ def _fill_batch(
             size = min(total - cursor, max(limit - started, 1))
             by_index = {lead["index"]: lead for lead in repo.read_leads(db, run_id, cursor, size)}
             for index in range(cursor, cursor + size):
+                if started >= limit:
+                    result.stop("batch_size")
+                    break
                 cursor = index + 1
                 lead = by_index.get(index)
                 if lead is None:
@@ -165,10 +168,6 @@ def _fill_batch(
                     _count_leftover(result, lead, progress_at)
                     result.mark_done(index)
                     continue
-                if started >= limit:
-                    cursor = index
-                    result.stop("batch_size")
-                    break
                 settle(lanes)
                 if result.stopped:
                     break

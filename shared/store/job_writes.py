@@ -154,15 +154,19 @@ def change_job(db: Any, run_id: str, plan: Callable[[dict[str, Any] | None], Any
     return write_if_unchanged(db, ref, apply)
 
 
-def note_if_leased(db: Any, run_id: str, lease_owner: str, diagnostics: Callable[[dict[str, Any]], list]) -> bool:
-    """Replaces the job's diagnostics with `diagnostics(job)` while `lease_owner` is its lease."""
+def note_if_leased(db: Any, run_id: str, lease_owner: str, diagnostics: Callable[[dict[str, Any]], list | None]) -> bool:
+    """Replaces the job's diagnostics with `diagnostics(job)` while `lease_owner` is its lease
+    (and `diagnostics` returns a list, not None)."""
     ref = repo.job_ref(db, run_id)
 
     def apply(snapshot: Any, batch: Any, unchanged: Any) -> bool:
         job = as_dict(snapshot)
         if job is None or (job.get("lease") or {}).get("owner") != lease_owner:
             return False
-        batch.update(ref, {"diagnostics": diagnostics(job), "writes": firestore.Increment(1)}, option=unchanged)
+        kept = diagnostics(job)
+        if kept is None:
+            return False
+        batch.update(ref, {"diagnostics": kept, "writes": firestore.Increment(1)}, option=unchanged)
         return True
 
     return write_if_unchanged(db, ref, apply)
