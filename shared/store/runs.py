@@ -147,12 +147,15 @@ def leads_with_status(db: "firestore.Client", run_id: str, status: str) -> Itera
 
 
 def count_leads(db: "firestore.Client", run_id: str) -> dict[str, int]:
-    """Lead counts by status from aggregation queries (reads index entries, not documents)."""
-    counts = {}
-    for status in LEAD_STATUSES:
+    """Lead counts by status from aggregation queries (reads index entries, not documents),
+    all five at once: one round trip of latency instead of five."""
+
+    def count(status: str) -> int:
         result = leads(db, run_id).where(filter=FieldFilter("status", "==", status)).count().get()
-        counts[status] = int(result[0][0].value)
-    return counts
+        return int(result[0][0].value)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(LEAD_STATUSES)) as pool:
+        return dict(zip(LEAD_STATUSES, pool.map(count, LEAD_STATUSES)))
 
 
 # --- writes ---------------------------------------------------------------------
