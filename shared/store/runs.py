@@ -182,25 +182,28 @@ def write_leads(db: "firestore.Client", run_id: str, docs: Iterable[tuple[str, d
 
 
 def create_missing_leads(db: "firestore.Client", run_id: str, docs: list[tuple[str, dict[str, Any]]]) -> int:
-    """create() of every (leadDocId, fields) that does not exist yet, in commits of WRITE_CHUNK;
-    how many it created. An existing lead is never overwritten (a worker may have done it):
-    a chunk that meets one is read back and only its missing leads are created."""
-    created = 0
-    for first in range(0, len(docs), WRITE_CHUNK):
-        chunk = docs[first:first + WRITE_CHUNK]
+    """create() of every (leadDocId, fields) that does not exist yet, in commits of WRITE_CHUNK
+    on a few threads; how many it created. An existing lead is never overwritten (a worker
+    may have done it): a chunk that meets one is read back and only its missing leads are
+    created."""
+
+    def create_chunk(chunk: list[tuple[str, dict[str, Any]]]) -> int:
         while chunk:
             batch = db.batch()
             for lead_id, fields in chunk:
                 batch.create(lead_ref(db, run_id, lead_id), fields)
             try:
                 batch.commit()
-                created += len(chunk)
-                break
+                return len(chunk)
             except gexc.AlreadyExists:
                 refs = [lead_ref(db, run_id, lead_id) for lead_id, _ in chunk]
                 existing = {s.id for s in db.get_all(refs) if s.exists}
                 chunk = [(lead_id, fields) for lead_id, fields in chunk if lead_id not in existing]
-    return created
+        return 0
+
+    chunks = [docs[first:first + WRITE_CHUNK] for first in range(0, len(docs), WRITE_CHUNK)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=COMMIT_THREADS) as pool:
+        return sum(pool.map(create_chunk, chunks))
 
 
 def update_leads(db: "firestore.Client", run_id: str, lead_ids: Iterable[str], fields: dict[str, Any]) -> int:
