@@ -152,6 +152,12 @@ def test_the_endpoint_answers_resumed_and_checked(function_client, db):
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {"resumed": [RUN], "checked": 1}
     assert response.headers["Cache-Control"] == "no-store"
+    client = function_client("worker")
+    with_body = client.post("/api/jobs/sweep", json={})  # Scheduler may send an empty JSON body
+    assert with_body.status_code == 200 and with_body.get_json()["checked"] == 1
+    bad = client.post("/api/jobs/sweep", json={"runIds": ["x"]})
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_argument"
+    assert client.post("/api/jobs/sweep", data="sweep", content_type="text/plain").status_code == 415
 
 
 def test_a_deployed_sweeper_requires_schedulers_oidc_token(function_client, db, production, issuer):

@@ -32,6 +32,8 @@ def work(call: Call):
 def sweep(call: Call):
     """Restart every active job whose lease lapsed (Cloud Scheduler, every minute)."""
     sweeper.check_caller(call.request.headers)
+    if call.request.content_length:  # the body is optional, but checked when sent
+        call.json(models.SweepRequest)
     return sweeper.sweep(get_db())
 
 
