@@ -182,3 +182,12 @@ def test_keys_that_cannot_be_fetched_are_a_503_not_a_401(function_client, db, pr
     response = function_client("worker").post("/api/jobs/sweep", headers=headers)
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.get_json()["error"]["code"] == "unavailable"
+
+
+def test_a_job_from_before_hashed_tokens_is_restarted_and_loses_its_raw_token(db):
+    broken_chain(db)
+    repo.job_ref(db, RUN).update({"workerToken": "raw-token-of-an-old-deploy", "workerTokenHash": None})
+    captured = Captured()
+    assert sweeper.sweep(db, get_settings(), captured).resumed == [RUN]
+    restarted = job(db, RUN)
+    assert "workerToken" not in restarted and restarted["workerTokenHash"] == auth.worker_token_hash(captured.calls[0][1])

@@ -19,7 +19,7 @@ from google.cloud import firestore
 
 from shared import clock, logs
 from shared.jobs import state
-from shared.jobs.lease import new_owner
+from shared.jobs.lease import LEGACY_RAW_TOKEN, new_owner
 from shared.settings import Settings
 from shared.store import job_writes
 from shared.store import runs as repo
@@ -107,6 +107,7 @@ def checkpoint(
         if status in state.FINISHED and status != state.CANCELLED:
             updates["finishedAt"] = now
             updates["workerTokenHash"] = None
+            updates[LEGACY_RAW_TOKEN] = firestore.DELETE_FIELD
         updates["status"] = status
         updates["lease"] = lease
         updates["diagnostics"] = kept_diagnostics(job, diagnostics)

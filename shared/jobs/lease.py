@@ -14,12 +14,19 @@ import threading
 import time
 from typing import Any
 
+from google.cloud import firestore
+
 from shared import auth, clock, ids
 from shared.errors import Conflict, PermissionDenied
 from shared.jobs import state
 from shared.settings import Settings
 from shared.store import job_writes
 from shared.store import runs as repo
+
+
+# Jobs written before the token was hashed kept it raw in this field; every write that sets
+# or clears the hash deletes it (docs/jobs.md, "Operating notes").
+LEGACY_RAW_TOKEN = "workerToken"
 
 
 def new_owner(prefix: str = "h") -> str:
@@ -31,6 +38,7 @@ def restart_fields(token: str, owner: str, now: dt.datetime, settings: Settings)
     so a stray worker of the old chain is refused or stops at its next lead."""
     return {
         "workerTokenHash": auth.worker_token_hash(token),
+        LEGACY_RAW_TOKEN: firestore.DELETE_FIELD,
         "lease": {"owner": owner, "expiresAt": now + dt.timedelta(seconds=settings.worker_lease_seconds)},
         "mode": "background",
         "finishedAt": None,

@@ -35,7 +35,7 @@ from shared.errors import Conflict, NotFound, TooLarge, field_error
 from shared.jobs import state, views
 from shared.jobs.checkpoint import add_counts, checkpoint, diagnostic, kept_diagnostics, note_dispatch_failure
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
-from shared.jobs.lease import new_owner, restart_fields
+from shared.jobs.lease import LEGACY_RAW_TOKEN, new_owner, restart_fields
 from shared.jobs.loop import run_batch
 from shared.jobs.models import (
     ControlRequest,
@@ -325,7 +325,7 @@ def control(db: Any, run_id: str, action: str, settings: Settings, dispatcher: D
         diagnostics = []
         if action == "cancel":
             # The lease stays so the worker in flight can still record the lead it finishes.
-            updates.update({"workerTokenHash": None, "finishedAt": now})
+            updates.update({"workerTokenHash": None, LEGACY_RAW_TOKEN: firestore.DELETE_FIELD, "finishedAt": now})
         if action in ("resume", "retry"):
             was = "stalled" if stalled else current["status"]
             updates.update(restart_fields(token, owner, now, settings))
