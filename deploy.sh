@@ -65,6 +65,17 @@ else
   : > "$build/env.yaml"
 fi
 printf 'BUILD_VERSION: "%s"\n' "$version" >> "$build/env.yaml"
+# The jobs chain (docs/reliability.md "The sweeper"): hand-offs go to the worker function's
+# own URL, never Hosting's (which cuts a request at 60 s); the sweeper accepts Scheduler's
+# token for this audience and account. A value in the env file wins.
+worker_base="https://${region}-${project}.cloudfunctions.net/worker"
+sweeper_sa="${SWEEPER_SERVICE_ACCOUNT:-mission-control-sweeper@${project}.iam.gserviceaccount.com}"
+grep -q '^[[:space:]]*WORKER_URL[[:space:]]*:' "$build/env.yaml" && sed -i '/^[[:space:]]*WORKER_URL[[:space:]]*:/d' "$build/env.yaml"
+printf 'WORKER_URL: "%s"\n' "$worker_base" >> "$build/env.yaml"
+grep -q '^[[:space:]]*SWEEPER_AUDIENCE[[:space:]]*:' "$build/env.yaml" \
+  || printf 'SWEEPER_AUDIENCE: "%s/api/jobs/sweep"\n' "$worker_base" >> "$build/env.yaml"
+grep -q '^[[:space:]]*SWEEPER_SERVICE_ACCOUNT[[:space:]]*:' "$build/env.yaml" \
+  || printf 'SWEEPER_SERVICE_ACCOUNT: "%s"\n' "$sweeper_sa" >> "$build/env.yaml"
 
 flags_for() {
   case "$1" in
@@ -113,4 +124,31 @@ if $full_deploy; then
       (cd "$root" && $cmd)
     fi
   done
+fi
+# --- the jobs chain: the sweeper's Scheduler job and the lease-claim TTL ------------------
+# Cloud Scheduler POSTs /api/jobs/sweep every minute with an OIDC token for the sweeper's
+# service account (audience: SWEEPER_AUDIENCE); hand-off claim documents
+# (jobs/default/leases/*) are deleted by a TTL policy on `expireAt` (docs/jobs.md).
+if [[ " ${selected[*]} " =~ " worker " ]]; then
+  # A dry run lists these on stderr: stdout stays the function deploys, one a line.
+  run() { if $dry_run; then { printf '%q ' "$@"; echo; } >&2; else "$@"; fi; }
+  audience="$(sed -n 's/^[[:space:]]*SWEEPER_AUDIENCE[[:space:]]*:[[:space:]]*"\{0,1\}\([^"]*\)"\{0,1\}[[:space:]]*$/\1/p' "$build/env.yaml" | tail -1)"
+  sweeper_sa="$(sed -n 's/^[[:space:]]*SWEEPER_SERVICE_ACCOUNT[[:space:]]*:[[:space:]]*"\{0,1\}\([^"]*\)"\{0,1\}[[:space:]]*$/\1/p' "$build/env.yaml" | tail -1)"
+  if ! $dry_run && ! gcloud iam service-accounts describe "$sweeper_sa" --project="$project" >/dev/null 2>&1; then
+    run gcloud iam service-accounts create "${sweeper_sa%%@*}" --project="$project" \
+      --display-name="Mission Control sweeper (Cloud Scheduler)"
+  fi
+  # The function is public (it checks the token itself); the binding lets the account
+  # invoke it if that is ever turned off.
+  run gcloud functions add-invoker-policy-binding worker --region="$region" --project="$project" \
+    --member="serviceAccount:$sweeper_sa"
+  scheduler_args=(--location="$region" --project="$project" --schedule="* * * * *" --uri="$worker_base/api/jobs/sweep"
+                  --http-method=POST --oidc-service-account-email="$sweeper_sa" --oidc-token-audience="$audience"
+                  --attempt-deadline=120s)
+  if ! $dry_run && gcloud scheduler jobs describe mission-control-sweeper --location="$region" --project="$project" >/dev/null 2>&1; then
+    run gcloud scheduler jobs update http mission-control-sweeper "${scheduler_args[@]}"
+  else
+    run gcloud scheduler jobs create http mission-control-sweeper "${scheduler_args[@]}"
+  fi
+  run gcloud firestore fields ttls update expireAt --collection-group=leases --enable-ttl --project="$project"
 fi

@@ -10,6 +10,7 @@ only when FIREBASE_AUTH_EMULATOR_HOST is set and the project is a `demo-` projec
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import json
 import logging
@@ -209,11 +210,19 @@ def optional_user(headers: Any, settings: Settings | None = None) -> User | None
 
 
 def new_worker_token() -> str:
-    """256 bits of randomness, url-safe so it travels in a header unescaped."""
+    """256 bits of randomness, url-safe so it travels in a header unescaped. Only its
+    worker_token_hash is stored: the raw token exists in flight (X-Worker-Token) only."""
     return secrets.token_urlsafe(32)
 
 
-def tokens_match(given: str | None, stored: str | None) -> bool:
-    if not given or not stored:
+def worker_token_hash(token: str) -> str:
+    """What the job stores of its worker token: SHA-256, hex. A 256-bit random token needs
+    no salt or slow hash: nothing is guessable to precompute."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tokens_match(given: str | None, stored_hash: str | None) -> bool:
+    """Whether `given` is the token whose hash the job stores, compared in constant time."""
+    if not given or not stored_hash:
         return False
-    return hmac.compare_digest(given.encode(), stored.encode())
+    return hmac.compare_digest(worker_token_hash(given).encode(), stored_hash.encode())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared.errors import InvalidArgument
 from shared.ids import ID_PATTERN, is_valid_id
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ApiModel(BaseModel):
@@ -79,3 +82,16 @@ def _check_id(value: str) -> str:
 
 
 ResourceId = Annotated[str, AfterValidator(_check_id)]
+
+
+def validate_model(model: type[M], data: Any) -> M:
+    """`data` as `model`, or InvalidArgument with one detail per wrong field (for services
+    that parse without the HTTP layer; shared/http.validate answers the same way)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(part) for part in err["loc"]) or "(body)", "message": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidArgument("the request has invalid fields", details) from None

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     worker_time_budget_seconds: float = Field(default=50.0, gt=0)
     worker_lease_seconds: float = Field(default=120.0, gt=0)
     foreground_max_leads: int = Field(default=50, gt=0)
+    # The jobs/worker chain (docs/jobs.md): the worker's deployed --timeout, leads in
+    # flight per batch, and the sweeper's Cloud Scheduler OIDC token (docs/reliability.md).
+    worker_timeout_seconds: float = Field(default=300.0, gt=0)
+    worker_lead_concurrency: int = Field(default=32, ge=1, le=64)
+    sweeper_audience: str = ""
+    sweeper_service_account: str = ""
+    sweeper_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
     email_provider: Literal["mail_collection", "gmail"] = "mail_collection"
     gmail_sender: str = ""

@@ -111,7 +111,9 @@ def stack(emulator: localstack.Emulator) -> Iterator[localstack.Stack]:
 
 def _stack_env() -> dict[str, str]:
     # Short worker budgets make the self-invocation chain take many hops in a test-sized run.
-    return {"WORKER_TIME_BUDGET_SECONDS": "2", "WORKER_LEASE_SECONDS": "15"}
+    # One lead at a time, so the pause tests can hold the worker to "within one lead"; the
+    # crash and self-healing stacks run with the default concurrency.
+    return {"WORKER_TIME_BUDGET_SECONDS": "2", "WORKER_LEASE_SECONDS": "15", "WORKER_LEAD_CONCURRENCY": "1"}
 
 
 def read_logs(name: str) -> str:

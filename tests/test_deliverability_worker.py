@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from shared.deliverability import wake
+from shared import auth
 from shared.jobs import models, service, worker
 from shared.outreach.errors import ProviderQuotaError
 from shared.receipts import service as receipts
@@ -82,7 +83,7 @@ def test_closed_windows_defer_leads_pending_in_order_and_the_job_waits(db, sim):
     assert view.stalled is False and view.lease_expires_at is None
     # A stray worker is turned away: a waiting job has no worker.
     with pytest.raises(Exception) as caught:
-        worker.handle(db, "r1", current["workerToken"], None)
+        worker.handle(db, "r1", captured.calls[-1][1], None)
     assert "waiting" in str(caught.value)
 
     # Nothing is due before 13:00; at 13:00 the sweep wakes it and New York goes, in order.
@@ -253,7 +254,7 @@ def test_waking_is_once_even_when_two_sweepers_race(db, sim):
     assert len(woken) == 1
     current = job(db, "r1")
     assert current["status"] == "running" and current["lease"]["owner"] == woken[0].owner
-    assert woken[0].token == current["workerToken"]
+    assert auth.tokens_match(woken[0].token, current["workerTokenHash"])
     assert current["diagnostics"][-1]["code"] == "woken"
 
 
@@ -296,7 +297,8 @@ def test_wake_and_hand_off_dispatches_the_woken_lease_once(db, sim):
     assert wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), dispatched)
     assert not wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), dispatched)  # already running
     ((run_id, token, lease),) = dispatched.calls
-    assert (run_id, token, lease) == ("r1", job(db, "r1")["workerToken"], job(db, "r1")["lease"]["owner"])
+    assert (run_id, lease) == ("r1", job(db, "r1")["lease"]["owner"])
+    assert auth.tokens_match(token, job(db, "r1")["workerTokenHash"])
     run_chain(db, dispatched, sim, provider)
     assert [s.lead_id for s in provider.sends] == ["lead-000000"] and job(db, "r1")["status"] == "completed"
 
@@ -314,7 +316,7 @@ def test_a_foreground_run_that_must_wait_continues_in_the_background(db, sim):
         zoned(["America/New_York", "Europe/Berlin"]), mode="foreground", sendWindow=WINDOW)), dispatcher=Captured())
     current = job(db, "r1")
     assert (current["status"], current["waitReason"], current["counts"]["sent"]) == ("waiting", "window_closed", 1)
-    assert current["workerToken"] is None
+    assert current.get("workerTokenHash") is None and "workerToken" not in current
     sim.at = dt.datetime(2030, 6, 3, 13, 0, tzinfo=UTC)
     dispatched = Captured()
     assert wake.wake_and_hand_off(db, "r1", sim.now(), get_settings(), dispatched)

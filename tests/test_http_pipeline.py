@@ -165,9 +165,12 @@ def test_worker_tokens_are_long_and_compared_exactly():
 
     token = auth.new_worker_token()
     assert len(token) >= 43 and auth.new_worker_token() != token
-    assert auth.tokens_match(token, token)
-    assert not auth.tokens_match(token, token[:-1] + ("A" if token[-1] != "A" else "B"))
-    assert not auth.tokens_match(None, token) and not auth.tokens_match("", "")
+    stored = auth.worker_token_hash(token)
+    assert stored != token and len(stored) == 64
+    assert auth.tokens_match(token, stored)
+    assert not auth.tokens_match(token[:-1] + ("A" if token[-1] != "A" else "B"), stored)
+    assert not auth.tokens_match(token, token)  # the raw token is never what is stored
+    assert not auth.tokens_match(None, stored) and not auth.tokens_match("", "")
 
 
 def test_settings_parse_comma_lists(configure):

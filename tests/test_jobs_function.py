@@ -127,7 +127,7 @@ def test_status_view_has_the_documented_shape_and_never_the_token(client, db):
                              "timeBudgetSeconds": None, "senderId": None, "sendWindow": None,
                              "skipIfContactedWithinDays": None}
     stored = db.collection("lead_runs").document(RUN).collection("jobs").document("default").get().to_dict()
-    assert stored["workerToken"] and stored["workerToken"] not in response.get_data(as_text=True)
+    assert stored["workerTokenHash"] and stored["workerTokenHash"] not in response.get_data(as_text=True)
     assert "workerToken" not in response.get_data(as_text=True)
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from shared.errors import Conflict, PermissionDenied, Unauthenticated
-from shared.jobs import models, service, worker
+from shared.jobs import checkpoint, lease, loop, models, service, worker
 from shared.outreach.errors import TransientError
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
@@ -58,7 +58,10 @@ def control(db, action, dispatcher=None):
 
 
 @pytest.fixture(autouse=True)
-def template(db):
+def template(db, configure):
+    # One lead at a time, so each test can name the exact lead an action stops at;
+    # tests/test_jobs_concurrency.py holds the same guarantees with several leads in flight.
+    configure(WORKER_LEAD_CONCURRENCY="1")
     make_template(db)
 
 
@@ -71,7 +74,7 @@ def test_the_chain_completes_with_one_mail_per_lead_and_one_job_write_per_batch(
     # The start, the first batch saying "running", then one checkpoint per batch.
     assert final["writes"] == 2 + len(results)
     assert final["counts"] == {"pending": 0, "sent": 25, "drafted": 0, "failed": 0, "skipped": 0}
-    assert final["workerToken"] is None and final["lease"] is None and final["finishedAt"] is not None
+    assert final["workerTokenHash"] is None and final["lease"] is None and final["finishedAt"] is not None
     assert len(docs(db, "mail")) == 25
     run = repo.get_run(db, RUN)
     assert run["status"] == "completed" and run["counts"] == final["counts"]
@@ -103,7 +106,7 @@ def test_cancel_stops_and_the_old_token_is_refused(db):
     assert result.status == "cancelled" and result.processed == 3
     final = job(db, RUN)
     assert final["counts"] == {"pending": 7, "sent": 3, "drafted": 0, "failed": 0, "skipped": 0}
-    assert final["workerToken"] is None
+    assert final["workerTokenHash"] is None
     with pytest.raises(PermissionDenied):
         worker.handle(db, RUN, token, None, dispatcher=Captured())
 
@@ -113,9 +116,9 @@ def test_a_worker_killed_mid_batch_is_finished_by_resume_without_duplicates(db, 
     captured = start_background(db, RUN, make_leads(12), batchSize=5)
     run_id, old_token, handoff = captured.calls.pop()
     # What a worker does before dying: claim the hand-off, process some leads, never checkpoint.
-    owner, _ = worker.acquire(db, RUN, old_token, handoff, get_settings())
+    owner, _ = lease.acquire(db, RUN, old_token, handoff, get_settings())
     context_job = job(db, RUN)
-    worker.run_batch(db, RUN, context_job, owner, time.monotonic() + 60, 3, MailCollectionProvider())
+    loop.run_batch(db, RUN, context_job, owner, time.monotonic() + 60, 3, MailCollectionProvider())
     assert len(docs(db, "mail")) == 3 and job(db, RUN)["nextIndex"] == 0
 
     deadline = time.monotonic() + 10
@@ -195,7 +198,7 @@ def test_a_template_deleted_mid_run_fails_the_job(db):
     (result,) = follow(db, captured)
     assert result.status == "failed"
     final = job(db, RUN)
-    assert final["diagnostics"][-1]["code"] == "template_missing" and final["workerToken"] is None
+    assert final["diagnostics"][-1]["code"] == "template_missing" and final["workerTokenHash"] is None
 
 
 def test_retry_requeues_only_the_failed_leads(db):
@@ -295,10 +298,26 @@ def test_the_per_lead_check_reads_status_and_lease_owner(db):
 
 def test_diagnostics_keep_the_newest_fifty(db):
     start_background(db, RUN, make_leads(2))
-    old = [worker.diagnostic("transient", f"old {i}") for i in range(worker.MAX_DIAGNOSTICS)]
+    old = [checkpoint.diagnostic("transient", f"old {i}") for i in range(checkpoint.MAX_DIAGNOSTICS)]
     repo.job_ref(db, RUN).update({"diagnostics": old})
     control(db, "pause")
     control(db, "resume")  # adds one diagnostic
     kept = job(db, RUN)["diagnostics"]
-    assert len(kept) == worker.MAX_DIAGNOSTICS
+    assert len(kept) == checkpoint.MAX_DIAGNOSTICS
     assert kept[0]["message"] == "old 1" and kept[-1]["code"] == "resume"
+
+
+def test_the_per_lead_check_takes_the_unary_masked_read(db, monkeypatch):
+    """shared/store/runs.read_job_control reaches into the client's generated API for a unary
+    GetDocument (measured: the public streaming get() costs ~1 ms more a lead). If a new
+    google-cloud-firestore moves it, this fails loudly instead of silently going slow."""
+    from google.cloud.firestore_v1.document import DocumentReference
+
+    start_background(db, RUN, make_leads(1))
+    assert hasattr(db._firestore_api, "get_document")
+
+    def streaming(*args, **kwargs):
+        raise AssertionError("the per-lead check fell back to the streaming get()")
+
+    monkeypatch.setattr(DocumentReference, "get", streaming)
+    assert repo.read_job_control(db, RUN)["status"] == "queued"

@@ -15,10 +15,12 @@ from typing import Any, Callable
 
 import pytest
 
+from shared import auth
 from shared.errors import Conflict
 from shared.jobs import models
 from shared.jobs import service as jobs
 from shared.store import client as store_client
+from shared.store import job_writes
 from shared.store import runs as repo
 from shared.templates import service as templates
 from shared.templates.models import TemplateCreate, TemplatePatch
@@ -30,7 +32,8 @@ RUN = "run-race"
 @pytest.fixture
 def between_read_and_commit(monkeypatch):
     """Arms `competitor` to run once, after the next compare-and-set's first read and
-    checks and before its commit; the module under test calls write_if_unchanged by name."""
+    checks and before its commit; the module under test calls write_if_unchanged by name
+    (the jobs API's writes live in shared/store/job_writes.py)."""
     armed: list[Callable[[], Any]] = []
     real = store_client.write_if_unchanged
 
@@ -43,7 +46,7 @@ def between_read_and_commit(monkeypatch):
 
         return real(db, ref, body_then_compete, attempts)
 
-    for module in (jobs, templates):
+    for module in (job_writes, templates):
         monkeypatch.setattr(module, "write_if_unchanged", racing)
     return armed.append
 
@@ -83,7 +86,7 @@ def test_a_pause_that_meets_a_cancel_is_409_and_the_job_stays_cancelled(db, betw
         control(db, "pause")
     assert "cancelled" in str(caught.value)
     job = repo.get_job(db, RUN)
-    assert job["status"] == "cancelled" and job["workerToken"] is None
+    assert job["status"] == "cancelled" and job["workerTokenHash"] is None
     assert repo.get_run(db, RUN)["status"] == "cancelled"
 
 
@@ -97,7 +100,9 @@ def test_two_resumes_at_once_leave_one_token_and_one_lease(db, between_read_and_
     with pytest.raises(Conflict, match="running"):  # it re-read a job the first resume set running
         jobs.post(db, RUN, models.parse_request({"action": "resume"}), dispatcher=second)
     job = repo.get_job(db, RUN)
-    assert [call[1:] for call in first.calls] == [(job["workerToken"], job["lease"]["owner"])]
+    assert [(auth.worker_token_hash(token), owner) for _, token, owner in first.calls] == [
+        (job["workerTokenHash"], job["lease"]["owner"])
+    ]
     assert second.calls == []
 
 

@@ -19,6 +19,10 @@ Firestore client) and plain HTTP (the emulator's REST endpoints) both pass throu
 One thread runs a selector over every socket; `down()` and `up()` are executed by
 that thread, so no socket is ever closed under another thread's feet. Loopback only.
 
+Two more modes: `LatencyProxy` (every byte held `delay` seconds each way: production
+latency for the latency benchmark) and `HttpFaultProxy` (an HTTP front answering 429
+for N seconds: Cloud Run without an instance, in front of the worker).
+
 Run by hand: `python tools/faultproxy.py --target 127.0.0.1:8080 [--port N]`, then type
 `down`, `up`, `blackhole` or `quit` on stdin.
 """
@@ -34,6 +38,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -389,11 +394,181 @@ def _shutdown_write(sock: socket.socket) -> None:
         pass
 
 
+class LatencyProxy:
+    """Forwards 127.0.0.1:`port` to `target`, holding every byte `delay` seconds in each direction.
+
+    Production latency on a loopback emulator: from Cloud Functions to Firestore a round
+    trip costs several milliseconds, on the emulator well under one, so a worker that is
+    latency-bound in production looks fast here (issue 15). Bytes are delayed, not
+    throttled: a chunk read at t leaves at t + delay whatever follows it, so pipelined
+    calls (gRPC streams many calls over one connection) overlap as they would on a real
+    network. Two threads per direction per connection (reader, delayed writer).
+    """
+
+    def __init__(self, target: str, delay: float, port: int = 0):
+        host, _, target_port = target.rpartition(":")
+        self.target = (host or LOOPBACK, int(target_port))
+        self.delay = delay
+        self._listener = socket.create_server((LOOPBACK, port))
+        self.port = self._listener.getsockname()[1]
+        self._closing = False
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, name=f"latencyproxy:{self.port}", daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closing:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                _abort(client)
+                continue
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sockets += [client, upstream]
+            self._pipe(client, upstream)
+            self._pipe(upstream, client)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+        def read() -> None:
+            while True:
+                try:
+                    data = source.recv(CHUNK)
+                except OSError:
+                    data = b""
+                chunks.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+
+        def write() -> None:
+            while True:
+                due, data = chunks.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                if not data:
+                    _shutdown_write(sink)
+                    return
+                try:
+                    sink.sendall(data)
+                except OSError:
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        threading.Thread(target=write, daemon=True).start()
+
+    def close(self) -> None:
+        self._closing = True
+        self._listener.close()
+        for sock in self._sockets:
+            _abort(sock)
+
+
+class HttpFaultProxy:
+    """An HTTP front that answers 429 + Retry-After to everything for a while, then forwards.
+
+    What a Cloud Run service says when no instance can take a request ("429 Too Many
+    Requests ... no available instance", Cloud Run troubleshooting page): the worker's
+    hand-off must retry it and the sweeper must repair what the retries do not. Point
+    WORKER_URL at `url`; `refuse_for(seconds)` starts a storm, `forward()` ends it.
+    Requests are forwarded with their method, path, headers and body; `stats` counts both.
+    """
+
+    def __init__(self, target_url: str, port: int = 0, retry_after: str = "1"):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        self.target_url = target_url.rstrip("/")
+        self.retry_after = retry_after
+        self.refused = 0
+        self.forwarded = 0
+        self.seen: list[dict[str, str]] = []  # every request's headers, for tests that follow tokens in flight
+        self._refuse_until = 0.0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                self._handle()
+
+            def do_GET(self):  # noqa: N802
+                self._handle()
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                proxy.seen.append(dict(self.headers.items()))
+                if time.monotonic() < proxy._refuse_until:
+                    proxy.refused += 1
+                    payload = b'{"error":{"code":"rate_limited","message":"no available instance"}}'
+                    self.send_response(429)
+                    self.send_header("Retry-After", proxy.retry_after)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                proxy.forwarded += 1
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                try:
+                    answer = requests.request(self.command, proxy.target_url + self.path, headers=headers,
+                                              data=body, timeout=600)
+                    status, content = answer.status_code, answer.content
+                except requests.RequestException:
+                    status, content = 502, b""
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer((LOOPBACK, port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name=f"httpfault:{self.port}", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def refuse_for(self, seconds: float) -> None:
+        self._refuse_until = time.monotonic() + seconds
+
+    def forward(self) -> None:
+        self._refuse_until = 0.0
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Loopback TCP proxy with an off switch (stdin: down, up, blackhole, quit).")
     parser.add_argument("--target", default=os.environ.get("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080"))
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay-ms", type=float, default=None, help="latency mode: hold each byte this long each way")
     args = parser.parse_args(argv)
+    if args.delay_ms is not None:
+        latency = LatencyProxy(args.target, args.delay_ms / 1000, args.port)
+        print(f"forwarding {latency.address} → {args.target} with {args.delay_ms:g} ms each way; Ctrl-C stops", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            latency.close()
+        return 0
     proxy = FaultProxy(args.target, args.port)
     print(f"forwarding {proxy.address} → {args.target}; type down, up, blackhole or quit", flush=True)
     try:

@@ -136,7 +136,8 @@ def _operation(function: str, op: Operation, method: str, params: list[str], ref
             operation["parameters"].append({"name": name, "in": "query", "required": name in required, "schema": schema})
     if op.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            # A body model without fields (POST /api/jobs/sweep) documents an optional body.
+            "required": bool(op.body.model_fields),
             "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
         }
     success: dict[str, Any] = {"description": "Success."}

@@ -2,7 +2,7 @@
 
 import functions_framework
 
-from shared.http import Call, Router, read_json
+from shared.http import Call, Reply, Router, read_json
 from shared.jobs import models, service
 from shared.store.client import get_db
 
@@ -22,7 +22,9 @@ def get_job(call: Call):
 def post_job(call: Call):
     """Start (background or foreground), pause, resume, retry or cancel the run's job."""
     request = models.parse_request(read_json(call.request, models.MAX_START_BYTES))
-    return service.post(get_db(), call.params["run_id"], request)
+    answer = service.post(get_db(), call.params["run_id"], request)
+    # 202: a new background start is queued; everything else answers the job as it is.
+    return Reply(answer.response, 202 if answer.accepted else 200)
 
 
 @functions_framework.http

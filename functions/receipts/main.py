@@ -7,7 +7,7 @@ page calls first: it is the one most often warm, and it touches nothing.
 import functions_framework
 
 from shared import health
-from shared.http import Call, Router
+from shared.http import Call, Reply, Router
 from shared.receipts import service
 from shared.receipts.models import Receipts, ReceiptsQuery, RunList, RunsQuery
 from shared.settings import get_settings
@@ -35,7 +35,11 @@ def run_receipts(call: Call):
 
 @router.route("/api/health", methods=["GET"], auth="public", response=health.Health)
 def health_check(call: Call):
-    return health.status(get_db(), get_settings())
+    answer = health.status(get_db(), get_settings())
+    body = answer.model_dump(by_alias=True, mode="json", exclude_none=True)  # `reason` only when there is one
+    if answer.firestore == "error":
+        return Reply(body, 503, {"Retry-After": str(health.RETRY_AFTER_SECONDS)})
+    return Reply(body)
 
 
 @functions_framework.http

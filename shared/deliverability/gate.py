@@ -175,7 +175,7 @@ class Gate:
             result.note("sender_missing", result.job_failed + "; PUT it again, then resume")
             result.finished = False
             return
-        reached_end = result.next_index >= total
+        reached_end = max(result.next_index, result.scanned) >= total
         if self.deferred_from is not None:
             result.next_index = min(result.next_index, self.deferred_from)
             result.finished = False

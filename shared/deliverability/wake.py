@@ -7,7 +7,7 @@
 
 `wake` is a compare-and-set commit on the job: only a job still `waiting` whose
 `wakeAt` has come moves to `running`, with a fresh lease whose owner is the hand-off
-the next worker claims (shared/jobs/worker.acquire). Two sweepers racing on one job:
+the next worker claims (shared/jobs/lease.acquire). Two sweepers racing on one job:
 one commit lands, the other reads `running` and returns None, so exactly one worker
 starts. A job paused or cancelled meanwhile is left alone.
 """
@@ -23,7 +23,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared import auth, clock
 from shared.jobs import state
-from shared.jobs import worker
+from shared.jobs.checkpoint import diagnostic, kept_diagnostics, note_dispatch_failure
+from shared.jobs.lease import new_owner, restart_fields
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.settings import Settings
 from shared.store import runs as repo
@@ -57,7 +58,7 @@ def due_waiting_jobs(db: Any, now: dt.datetime, limit: int = MAX_WAKE_PER_SWEEP)
 def wake(db: Any, run_id: str, now: dt.datetime | None, settings: Settings) -> Woken | None:
     """waiting -> running with a fresh lease, if the job is still waiting and due; else None."""
     ref = repo.job_ref(db, run_id)
-    owner = worker.new_owner("s")
+    owner = new_owner("s")
 
     def apply(snapshot: Any, batch: Any, unchanged: Any) -> Woken | None:
         job = repo.as_dict(snapshot)
@@ -69,19 +70,17 @@ def wake(db: Any, run_id: str, now: dt.datetime | None, settings: Settings) -> W
             return None
         target = state.next_status("wake", job["status"])
         reason = job.get("waitReason") or "waiting"
-        note = worker.diagnostic("woken", f"woken at {clock.rfc3339(at)} after waiting ({reason})")
-        # A foreground run that had to wait has no worker token: like resume, it
-        # continues in the background.
-        token = job.get("workerToken") or auth.new_worker_token()
+        note = diagnostic("woken", f"woken at {clock.rfc3339(at)} after waiting ({reason})")
+        # Only the token's hash is stored, so a woken job starts a new chain with a new
+        # token, as resume does; a foreground run that had to wait continues in the background.
+        token = auth.new_worker_token()
         batch.update(ref, {
+            **restart_fields(token, owner, at, settings),
             "status": target,
-            "workerToken": token,
-            "mode": "background",
-            "lease": {"owner": owner, "expiresAt": at + dt.timedelta(seconds=settings.worker_lease_seconds)},
             "wakeAt": None,
             "waitReason": None,
             "updatedAt": at,
-            "diagnostics": worker.kept_diagnostics(job, [note]),
+            "diagnostics": kept_diagnostics(job, [note]),
             "writes": firestore.Increment(1),
         }, option=unchanged)
         batch.update(repo.run_ref(db, run_id), {"status": target, "updatedAt": at})
@@ -101,5 +100,5 @@ def wake_and_hand_off(
     if woken is None:
         return False
     if not (dispatcher or default_dispatcher(settings))(run_id, woken.token, woken.owner):
-        worker.note_dispatch_failure(db, run_id, woken.owner)
+        note_dispatch_failure(db, run_id, woken.owner)
     return True

@@ -10,8 +10,7 @@ from pydantic import Field, RootModel, StrictBool, StrictFloat, StrictInt, Stric
 from shared.deliverability.models import SendWindowIn
 from shared.errors import InvalidArgument, field_error
 from shared.firestore_limits import storable
-from shared.http import validate
-from shared.models import ApiModel, ResourceId
+from shared.models import ApiModel, ResourceId, validate_model
 
 MAX_LEADS = 10_000
 # 10,000 leads of a few hundred bytes each: the jobs POST accepts bodies up to this.
@@ -100,7 +99,7 @@ def parse_request(data: Any) -> StartRequest | ControlRequest:
     action = data.get("action")
     if action not in ACTIONS:
         raise field_error("action", f"must be one of {', '.join(ACTIONS)}")
-    return validate(StartRequest if action == "start" else ControlRequest, data)
+    return validate_model(StartRequest if action == "start" else ControlRequest, data)
 
 
 # --- responses --------------------------------------------------------------------
@@ -118,14 +117,14 @@ class Diagnostic(ApiModel):
     at: str | None = None
     lead_index: int | None = None
     lead_doc_id: str | None = None
-    code: str
-    message: str
+    code: str | None = None
+    message: str | None = None
 
 
 class JobConfigView(ApiModel):
-    template_id: str
-    batch_size: int
-    max_attempts: int
+    template_id: str | None = None
+    batch_size: int | None = None
+    max_attempts: int | None = None
     draft_first: bool | None = None
     time_budget_seconds: float | None = None
     sender_id: str | None = None
@@ -133,28 +132,38 @@ class JobConfigView(ApiModel):
     skip_if_contacted_within_days: int | None = None
 
 
-class Job(ApiModel):
-    id: str = "default"
-    run_id: str
-    mode: str
+class JobSummary(ApiModel):
+    """The job as every reader shows it (the receipts page too), built by
+    shared/jobs/views.py from an allow-list: `workerTokenHash` and `lease.owner` are
+    never copied, whatever the stored document holds."""
+
     status: str
     next_index: int
     total_leads: int
     counts: Counts
     diagnostics: list[Diagnostic]
-    attempts_by_lead: dict[str, int]
-    stalled: bool
     config: JobConfigView
+    stalled: bool
     lease_expires_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    progress_at: str | None = None
-    writes: int = 0
-    # Set while status is `waiting`: when the job may send again, and why it waits.
+    # While `waiting` (docs/deliverability.md): when it may send again, and why not before.
     wake_at: str | None = None
     wait_reason: str | None = None
+    sender_id: str | None = None
+
+
+class Job(JobSummary):
+    """The jobs API's view: the summary plus what the operator of this job needs."""
+
+    id: str = "default"
+    run_id: str
+    mode: str
+    attempts_by_lead: dict[str, int]
+    progress_at: str | None = None
+    writes: int = 0
 
 
 class JobEnvelope(ApiModel):
@@ -175,6 +184,17 @@ class StartResponse(ApiModel):
 
     job: Job
     results: list[LeadResult] | None = None
+
+
+class SweepRequest(ApiModel):
+    """The body of POST /api/jobs/sweep: nothing (Cloud Scheduler sends none); `{}` is accepted."""
+
+
+class SweepResult(ApiModel):
+    """POST /api/jobs/sweep: the runs whose chain the sweeper restarted, of `checked` active jobs."""
+
+    resumed: list[str]
+    checked: int
 
 
 class WorkerResult(ApiModel):

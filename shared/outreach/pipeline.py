@@ -5,9 +5,9 @@ Shared by the background worker and foreground runs. Every effect is idempotent:
 - the receipt lives at lead_runs/{runId}/leads/{leadDocId}/actions/{step} (step is
   `email-send` or `email-draft`), so a re-run overwrites rather than duplicates;
 - with the mail-collection provider the outbox document (deterministic id, created
-  with a precondition), the receipt and the lead's new status are one atomic commit:
-  a crash leaves either all three or none, and a re-run that finds the outbox
-  document already there knows the lead is done;
+  with a precondition), the receipt and the lead's new status are one atomic commit
+  (shared/store/job_writes.commit_lead_outcome): a crash leaves either all three or
+  none, and a re-run that finds the outbox document already there knows the lead is done;
 - with an external provider (Gmail) the receipt is first claimed as `sending` by a
   compare-and-set commit. Another attempt that finds a fresh claim waits for its
   result (two workers can meet on one lead after a lease takeover); one that finds a
@@ -29,7 +29,6 @@ import time
 from typing import Any, Callable
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from shared import clock, logs
 from shared.consent import gate
@@ -43,7 +42,7 @@ from shared.outreach.errors import (
     classify,
 )
 from shared.outreach.providers import OutgoingEmail, Provider
-from shared.store import mail
+from shared.store import job_writes, mail
 from shared.store import runs as repo
 from shared.store.client import queue_replace, write_if_unchanged
 
@@ -282,16 +281,17 @@ def _deliver_checked(
     else:
         _queue_consent(ctx, batch, lead, email, contact, token)
     try:
-        results = _commit(batch, retries=RECORD_ATTEMPTS if ctx.provider.external else 1, sleep=ctx.sleep)
+        committed_at = job_writes.commit_lead_outcome(
+            batch, retries=RECORD_ATTEMPTS if ctx.provider.external else 1, sleep=ctx.sleep, transient=_is_transient,
+        )
     except gexc.FailedPrecondition:
         raise gate.ContactChanged() from None
-    except gexc.AlreadyExists:
+    except job_writes.DoneEarlier:
         if not ctx.provider.external and not mail.outbox_ref(db, email.message_id, email.draft).get().exists:
             raise gate.ContactChanged() from None  # a contact record was created meanwhile, not the message
         return _done_earlier(ctx, lead, email, attempt)
     return Outcome(
-        lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids,
-        committed_at=_commit_time(results),
+        lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids, committed_at=committed_at,
     )
 
 
@@ -299,35 +299,12 @@ def _queue_success(
     ctx: RunContext, batch: Any, lead: dict[str, Any], email: OutgoingEmail, attempt: int, ids: dict[str, str]
 ) -> None:
     """The receipt and the lead's new status, committed together by the caller."""
-    batch.set(
-        repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step),
-        _receipt(ctx, lead, email.step, email.done_status, attempt, summary=_summary(email), provider_ids=ids),
-    )
-    batch.update(repo.lead_ref(ctx.db, ctx.run_id, lead["id"]), _lead_outcome(email.done_status, attempt, None))
+    receipt = _receipt(ctx, lead, email.step, email.done_status, attempt, summary=_summary(email), provider_ids=ids)
+    job_writes.queue_lead_outcome(ctx.db, batch, ctx.run_id, lead["id"], email.step, receipt, attempt)
 
 
-def _lead_outcome(status: str, attempt: int, error: str | None) -> dict[str, Any]:
-    """The lead document's fields once an attempt has decided it."""
-    return {"status": status, "attempts": attempt, "lastError": error, "updatedAt": firestore.SERVER_TIMESTAMP}
-
-
-def _commit(batch: Any, retries: int, sleep: Callable[[float], None]) -> list[Any]:
-    """Commits; after an external send only the bookkeeping is retried, never the send."""
-    for attempt in range(1, retries + 1):
-        try:
-            return batch.commit()
-        except gexc.AlreadyExists:
-            raise
-        except Exception as exc:
-            if attempt == retries or not isinstance(classify(exc), TransientError):
-                raise
-            sleep(backoff_seconds(attempt))
-    raise AssertionError("unreachable")
-
-
-def _commit_time(results: list[Any]) -> Any:
-    times = [r.update_time for r in results or [] if getattr(r, "update_time", None) is not None]
-    return max(times) if times else None
+def _is_transient(exc: Exception) -> bool:
+    return isinstance(classify(exc), TransientError)
 
 
 def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> Outcome:
@@ -343,10 +320,9 @@ def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, a
     ids = {"draftId" if email.draft else "mailId": email.message_id}
     batch = ctx.db.batch()
     _queue_success(ctx, batch, lead, email, attempt, ids)
-    results = batch.commit()
+    committed_at = job_writes.commit_time(batch.commit())
     return Outcome(
-        lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids,
-        committed_at=_commit_time(results),
+        lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids, committed_at=committed_at,
     )
 
 
@@ -362,8 +338,7 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
     receipt_ref = repo.action_ref(db, ctx.run_id, lead["id"], email.step)
     lead_ref = repo.lead_ref(db, ctx.run_id, lead["id"])
 
-    # Compare-and-set rather than a transaction: a worker killed between a transaction's
-    # read and its commit would leave the receipt locked for 60 s (store/client.py).
+    # Compare-and-set rather than a transaction (docs/reliability.md, finding 3).
     def claim(snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any] | None:
         existing = snapshot.to_dict() if snapshot.exists else None
         if existing and existing.get("status") == "sending":
@@ -376,7 +351,7 @@ def _claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt:
             # One commit, conditional on the claim: if its owner answers after all, its
             # result wins and this failure is never half-written beside it.
             batch.update(receipt_ref, {"status": "failed", "error": message, "at": clock.now()}, option=unchanged)
-            batch.update(lead_ref, _lead_outcome("failed", attempt, message))
+            batch.update(lead_ref, job_writes.lead_outcome_fields("failed", attempt, message))
             return {"status": "failed", "message": message}
         if existing and existing.get("status") in ("sent", "drafted"):
             return existing
@@ -424,29 +399,18 @@ def _release_claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, 
 
 def _record_skip(ctx: RunContext, lead: dict[str, Any], attempt: int, contact: Any) -> Outcome:
     """The lead ends `skipped` with an `email.skip` receipt naming the reason; nothing is sent."""
-    batch = ctx.db.batch()
     receipt = _receipt(ctx, lead, SKIP_STEP, "skipped", attempt, summary=f"skipped ({contact.skip_reason}): {contact.detail}"[:300])
     receipt.update({"type": "email.skip", "reason": contact.skip_reason})
-    batch.set(repo.action_ref(ctx.db, ctx.run_id, lead["id"], SKIP_STEP), receipt)
-    batch.update(repo.lead_ref(ctx.db, ctx.run_id, lead["id"]),
-                 {**_lead_outcome("skipped", attempt, None), "skipReason": contact.skip_reason})
-    results = batch.commit()
+    committed_at = job_writes.record_lead_skip(ctx.db, ctx.run_id, lead["id"], SKIP_STEP, receipt, attempt, contact.skip_reason)
     return Outcome(
         lead["id"], lead["index"], "skipped", attempt, SKIP_STEP, contact.skip_reason, contact.detail,
-        committed_at=_commit_time(results),
+        committed_at=committed_at,
     )
 
 
 def _record_failure(
     ctx: RunContext, lead: dict[str, Any], step: str, attempt: int, error: OutreachError
 ) -> Outcome:
-    batch = ctx.db.batch()
-    batch.set(
-        repo.action_ref(ctx.db, ctx.run_id, lead["id"], step),
-        _receipt(ctx, lead, step, "failed", attempt, summary=f"failed: {error.message}"[:300], error=error.message),
-    )
-    batch.update(repo.lead_ref(ctx.db, ctx.run_id, lead["id"]), _lead_outcome("failed", attempt, error.message))
-    results = batch.commit()
-    return Outcome(
-        lead["id"], lead["index"], "failed", attempt, step, error.code, error.message, committed_at=_commit_time(results)
-    )
+    receipt = _receipt(ctx, lead, step, "failed", attempt, summary=f"failed: {error.message}"[:300], error=error.message)
+    committed_at = job_writes.record_lead_failure(ctx.db, ctx.run_id, lead["id"], step, receipt, attempt, error.message)
+    return Outcome(lead["id"], lead["index"], "failed", attempt, step, error.code, error.message, committed_at=committed_at)

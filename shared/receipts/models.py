@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.jobs.models import Counts
+from shared.jobs.models import Counts, JobSummary
 from shared.models import ApiModel
 
 LeadStatus = Literal["pending", "sent", "drafted", "failed", "skipped"]
@@ -92,44 +92,6 @@ class RunList(ApiModel):
     next_page_token: str | None = None
 
 
-class Diagnostic(ApiModel):
-    at: str | None
-    lead_index: int | None
-    lead_doc_id: str | None
-    code: str | None
-    message: str | None
-
-
-class JobConfig(ApiModel):
-    template_id: str | None = None
-    batch_size: int | None = None
-    max_attempts: int | None = None
-    draft_first: bool | None = None
-    time_budget_seconds: float | None = None
-
-
-class Job(ApiModel):
-    """The job summary, built field by field: `workerToken`, `lease.owner` and
-    `attemptsByLead` are never copied, whatever the stored document holds."""
-
-    status: str
-    next_index: int
-    total_leads: int
-    counts: Counts
-    diagnostics: list[Diagnostic]
-    config: JobConfig
-    stalled: bool
-    lease_expires_at: str | None
-    created_at: str | None
-    updated_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    # While `waiting` (docs/deliverability.md): when it may send again, and why not before.
-    wake_at: str | None = None
-    wait_reason: str | None = None
-    sender_id: str | None = None
-
-
 class Action(ApiModel):
     id: str
     type: str
@@ -160,6 +122,6 @@ class Lead(ApiModel):
 
 class Receipts(ApiModel):
     run: Run
-    job: Job | None
+    job: JobSummary | None
     leads: list[Lead]
     next_page_token: str | None = None

@@ -22,13 +22,11 @@ from typing import Any
 
 from shared import clock, ids, logs, pagination
 from shared.errors import NotFound
-from shared.jobs.state import ACTIVE, WAITING, is_stalled
+from shared.jobs import views
+from shared.jobs.models import JobSummary
+from shared.jobs.views import read_counts, read_int, read_str, read_time
 from shared.receipts.models import (
     Action,
-    Counts,
-    Diagnostic,
-    Job,
-    JobConfig,
     Lead,
     Receipts,
     Run,
@@ -41,32 +39,9 @@ logger = logging.getLogger("mission_control.receipts")
 RUNS_SCOPE = "lead-runs"
 
 
-# --- field readers: tolerant of what a writer left out ---------------------------
+# --- field readers: tolerant of what a writer left out (shared/jobs/views.py) ---------
 
-
-def _int(value: Any, default: int | None = 0) -> int | None:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return default
-
-
-def _str(value: Any, default: str | None = "") -> str | None:
-    return value if isinstance(value, str) else default
-
-
-def _time(value: Any) -> str | None:
-    if isinstance(value, dt.datetime):
-        return clock.rfc3339(value)
-    if isinstance(value, str):
-        try:
-            return clock.rfc3339(clock.parse_rfc3339(value))
-        except ValueError:
-            return None
-    return None
+_int, _str, _time, _counts = read_int, read_str, read_time, read_counts
 
 
 def _json_safe(value: Any) -> Any:
@@ -86,11 +61,6 @@ def _map(value: Any) -> dict[str, Any]:
     return _json_safe(value) if isinstance(value, dict) else {}
 
 
-def _counts(value: Any) -> Counts:
-    source = value if isinstance(value, dict) else {}
-    return Counts(**{name: _int(source.get(name)) for name in Counts.model_fields})
-
-
 # --- views -------------------------------------------------------------------------
 
 
@@ -107,47 +77,9 @@ def run_view(doc: dict[str, Any]) -> Run:
     )
 
 
-def job_view(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> Job:
-    """An allow-list of the job's fields; see the Job model."""
-    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
-    lease = doc.get("lease") if isinstance(doc.get("lease"), dict) else {}
-    budget = config.get("timeBudgetSeconds")
-    diagnostics = doc.get("diagnostics") if isinstance(doc.get("diagnostics"), list) else []
-    return Job(
-        status=_str(doc.get("status")) or "queued",
-        next_index=_int(doc.get("nextIndex")),
-        total_leads=_int(doc.get("totalLeads")),
-        counts=_counts(doc.get("counts")),
-        diagnostics=[
-            Diagnostic(
-                at=_time(d.get("at")),
-                lead_index=_int(d.get("leadIndex"), None),
-                lead_doc_id=_str(d.get("leadDocId"), None),
-                code=_str(d.get("code"), None),
-                message=_str(d.get("message"), None),
-            )
-            for d in diagnostics
-            if isinstance(d, dict)
-        ],
-        config=JobConfig(
-            template_id=_str(config.get("templateId"), None),
-            batch_size=_int(config.get("batchSize"), None),
-            max_attempts=_int(config.get("maxAttempts"), None),
-            draft_first=config.get("draftFirst") if isinstance(config.get("draftFirst"), bool) else None,
-            time_budget_seconds=float(budget)
-            if isinstance(budget, (int, float)) and not isinstance(budget, bool)
-            else None,
-        ),
-        stalled=is_stalled(doc, now, lease_seconds),
-        lease_expires_at=_time(lease.get("expiresAt")) if doc.get("status") in ACTIVE else None,
-        created_at=_time(doc.get("createdAt")),
-        updated_at=_time(doc.get("updatedAt")),
-        started_at=_time(doc.get("startedAt")),
-        finished_at=_time(doc.get("finishedAt")),
-        wake_at=_time(doc.get("wakeAt")) if doc.get("status") == WAITING else None,
-        wait_reason=_str(doc.get("waitReason"), None) if doc.get("status") == WAITING else None,
-        sender_id=_str(config.get("senderId"), None),
-    )
+def job_view(doc: dict[str, Any], now: dt.datetime, lease_seconds: float) -> JobSummary:
+    """An allow-list of the job's fields (shared/jobs/views.py, shared with the jobs API)."""
+    return views.summary(doc, now, lease_seconds)
 
 
 def action_view(doc: dict[str, Any]) -> Action:

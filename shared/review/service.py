@@ -342,4 +342,4 @@ def retry_lead(db: Any, run_id: str, lead_id: str, settings: Any = None, dispatc
                        [{"field": "leadDocId", "status": lead.get("status")}])
     settings = settings or get_settings()
     reply = jobs.control(db, run_id, "retry", settings, dispatcher or default_dispatcher(settings), only={lead_id})
-    return RetryResult(lead_doc_id=lead_id, status="pending", job_status=reply.body.job.status)
+    return RetryResult(lead_doc_id=lead_id, status="pending", job_status=reply.response.job.status)

@@ -147,12 +147,15 @@ def leads_with_status(db: "firestore.Client", run_id: str, status: str) -> Itera
 
 
 def count_leads(db: "firestore.Client", run_id: str) -> dict[str, int]:
-    """Lead counts by status from aggregation queries (reads index entries, not documents)."""
-    counts = {}
-    for status in LEAD_STATUSES:
+    """Lead counts by status from aggregation queries (reads index entries, not documents),
+    all five at once: one round trip of latency instead of five."""
+
+    def count(status: str) -> int:
         result = leads(db, run_id).where(filter=FieldFilter("status", "==", status)).count().get()
-        counts[status] = int(result[0][0].value)
-    return counts
+        return int(result[0][0].value)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(LEAD_STATUSES)) as pool:
+        return dict(zip(LEAD_STATUSES, pool.map(count, LEAD_STATUSES)))
 
 
 # --- writes ---------------------------------------------------------------------
@@ -176,6 +179,31 @@ def write_leads(db: "firestore.Client", run_id: str, docs: Iterable[tuple[str, d
             futures.append(pool.submit(batch.commit))
         for future in futures:
             future.result()
+
+
+def create_missing_leads(db: "firestore.Client", run_id: str, docs: list[tuple[str, dict[str, Any]]]) -> int:
+    """create() of every (leadDocId, fields) that does not exist yet, in commits of WRITE_CHUNK
+    on a few threads; how many it created. An existing lead is never overwritten (a worker
+    may have done it): a chunk that meets one is read back and only its missing leads are
+    created."""
+
+    def create_chunk(chunk: list[tuple[str, dict[str, Any]]]) -> int:
+        while chunk:
+            batch = db.batch()
+            for lead_id, fields in chunk:
+                batch.create(lead_ref(db, run_id, lead_id), fields)
+            try:
+                batch.commit()
+                return len(chunk)
+            except gexc.AlreadyExists:
+                refs = [lead_ref(db, run_id, lead_id) for lead_id, _ in chunk]
+                existing = {s.id for s in db.get_all(refs) if s.exists}
+                chunk = [(lead_id, fields) for lead_id, fields in chunk if lead_id not in existing]
+        return 0
+
+    chunks = [docs[first:first + WRITE_CHUNK] for first in range(0, len(docs), WRITE_CHUNK)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=COMMIT_THREADS) as pool:
+        return sum(pool.map(create_chunk, chunks))
 
 
 def update_leads(db: "firestore.Client", run_id: str, lead_ids: Iterable[str], fields: dict[str, Any]) -> int:

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import LOG_DIR, TEST_PROJECT
 from tests.tokens import TokenIssuer
 from tools import localstack
+from tools.faultproxy import HttpFaultProxy
 
 OPERATOR = "ops@example.com"
 SECURED_LOG_DIR = LOG_DIR / "secured"
@@ -19,6 +20,7 @@ SECURED_LOG_DIR = LOG_DIR / "secured"
 class SecuredStack:
     stack: localstack.Stack
     issuer: TokenIssuer
+    handoffs: HttpFaultProxy  # WORKER_URL: sees every hand-off, so tests know the tokens in flight
 
     @property
     def url(self) -> str:
@@ -43,6 +45,9 @@ def secured_stack(emulator) -> Iterator[SecuredStack]:
         "WORKER_LEASE_SECONDS": "15",
     }
     port = localstack.free_port()
+    handoffs = HttpFaultProxy(f"http://127.0.0.1:{port}")
+    env["WORKER_URL"] = handoffs.url
     with localstack.running_stack(emulator=emulator, port=port, env=env, log_dir=SECURED_LOG_DIR) as stack:
-        yield SecuredStack(stack, issuer)
+        yield SecuredStack(stack, issuer, handoffs)
+    handoffs.close()
     issuer.close()

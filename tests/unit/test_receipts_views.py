@@ -8,6 +8,7 @@ import pytest
 
 from shared import pagination
 from shared.errors import InvalidArgument
+from shared.jobs import state
 from shared.receipts import service
 from shared.receipts.models import ReceiptsQuery, RunsQuery
 
@@ -57,7 +58,7 @@ def test_timestamps_are_rfc3339_utc():
     ({"status": "completed"}, False),
 ])
 def test_stalled_means_active_with_nobody_making_progress(job, stalled):
-    assert service.is_stalled(job, NOW, lease_seconds=120) is stalled
+    assert state.is_stalled(job, NOW, lease_seconds=120) is stalled
 
 
 def test_actions_newest_first_undated_last():
