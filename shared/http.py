@@ -24,6 +24,7 @@ from werkzeug import exceptions as wz
 from werkzeug.routing import BaseConverter, Map, Rule
 
 from shared import auth, errors, logs
+from shared.models import validate_model
 from shared.settings import Settings, get_settings
 
 logger = logging.getLogger("mission_control.http")
@@ -75,30 +76,13 @@ class Call:
     request_id: str
 
     def json(self, model: type[M], max_bytes: int | None = None, lone_surrogates: bool = False) -> M:
-        return validate(model, read_json(self.request, max_bytes, lone_surrogates))
+        return validate_model(model, read_json(self.request, max_bytes, lone_surrogates))
 
     def query(self, model: type[M]) -> M:
-        return validate(model, self.request.args.to_dict())
+        return validate_model(model, self.request.args.to_dict())
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
-
-
-def validate(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise errors.InvalidArgument("the request has invalid fields", field_details(exc)) from None
-
-
-def field_details(exc: ValidationError) -> list[dict[str, Any]]:
-    details = []
-    for err in exc.errors(include_url=False, include_input=False):
-        # shared/firestore_limits.py names the offending key inside a free-form map.
-        loc = (*err["loc"], *err.get("ctx", {}).get("subpath", ()))
-        field = ".".join(str(part) for part in loc) or "(body)"
-        details.append({"field": field, "message": err["msg"], "type": err["type"]})
-    return details
 
 
 def read_json(request: flask.Request, max_bytes: int | None = None, lone_surrogates: bool = False) -> Any:

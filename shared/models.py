@@ -85,13 +85,19 @@ ResourceId = Annotated[str, AfterValidator(_check_id)]
 
 
 def validate_model(model: type[M], data: Any) -> M:
-    """`data` as `model`, or InvalidArgument with one detail per wrong field (for services
-    that parse without the HTTP layer; shared/http.validate answers the same way)."""
+    """`data` as `model`, or InvalidArgument with one detail per wrong field: the one
+    validation of every request body and query (shared/http.py calls it too)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(part) for part in err["loc"]) or "(body)", "message": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise InvalidArgument("the request has invalid fields", details) from None
+        raise InvalidArgument("the request has invalid fields", field_details(exc)) from None
+
+
+def field_details(exc: ValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors(include_url=False, include_input=False):
+        # shared/firestore_limits.py names the offending key inside a free-form map.
+        loc = (*err["loc"], *err.get("ctx", {}).get("subpath", ()))
+        field = ".".join(str(part) for part in loc) or "(body)"
+        details.append({"field": field, "message": err["msg"], "type": err["type"]})
+    return details

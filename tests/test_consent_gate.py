@@ -4,12 +4,14 @@ mail carries RFC 8058's one-click unsubscribe headers."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import datetime as dt
 import email as email_lib
 import time
 
 import pytest
 
-from shared.consent import gate, service as consent
+from shared.consent import gate, keys, service as consent
 from shared.consent.models import SuppressionCreate
 from shared.jobs import models, service
 from shared.jobs.models import LeadIn
@@ -80,7 +82,7 @@ def test_an_external_provider_is_never_called_for_a_suppressed_address(db):
     assert provider.sent == []
 
 
-def land_a_suppression_after_the_check(monkeypatch, db, address):
+def land_a_suppression_after_the_check(monkeypatch, db, address=None, domain=None):
     """The race: the first check finds the address clear, then a suppression lands before the commit."""
     original, calls = gate.check, []
 
@@ -88,18 +90,19 @@ def land_a_suppression_after_the_check(monkeypatch, db, address):
         result = original(*args, **kwargs)
         calls.append(result.skip_reason)
         if len(calls) == 1:
-            suppress(db, email=address)
+            suppress(db, **({"email": address} if address else {"domain": domain}))
         return result
 
     monkeypatch.setattr(gate, "check", check_then_suppress)
     return calls
 
 
+@pytest.mark.parametrize("target", [{"address": "lead0@example.com"}, {"domain": "example.com"}])
 @pytest.mark.parametrize("external", [False, True])
 @pytest.mark.parametrize("draft", [False, True])
-def test_a_suppression_landing_between_check_and_commit_stops_the_lead(db, monkeypatch, external, draft):
+def test_a_suppression_landing_between_check_and_commit_stops_the_lead(db, monkeypatch, external, draft, target):
     (lead,) = write_leads(db, "run-c", make_leads(1))
-    calls = land_a_suppression_after_the_check(monkeypatch, db, "lead0@example.com")
+    calls = land_a_suppression_after_the_check(monkeypatch, db, **target)
     provider = External() if external else MailCollectionProvider()
     outcome = pipeline.process_lead(context(db, provider=provider, draft=draft), lead, 0, FAR)
     assert calls[0] is None and gate.SUPPRESSED in calls  # clear at first, then checked again
@@ -109,6 +112,42 @@ def test_a_suppression_landing_between_check_and_commit_stops_the_lead(db, monke
         assert provider.sent == []
         assert not repo.action_ref(db, "run-c", lead["id"], pipeline.step_for(draft)).get().exists
     assert repo.get_lead(db, "run-c", lead["id"])["status"] == "skipped"
+
+
+def test_leads_of_one_domain_at_once_never_contend_on_its_record(db):
+    """The domain's guard writes nothing while the domain is not suppressed: twelve leads of
+    one company committed at once all go out on their first check."""
+    leads = write_leads(db, "run-c", make_leads(12))
+    checks = []
+    original = gate.check
+
+    def counting(*args, **kwargs):
+        checks.append(1)
+        return original(*args, **kwargs)
+
+    gate.check, restore = counting, gate.check
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+            outcomes = list(pool.map(lambda lead: pipeline.process_lead(context(db), lead, 0, FAR), leads))
+    finally:
+        gate.check = restore
+    assert [o.status for o in outcomes] == ["sent"] * 12
+    assert len(checks) == 12 and len(docs(db, "mail")) == 12
+    assert not repo_contacts_domain(db).exists
+
+
+def test_a_removed_domain_suppression_leaves_no_record_to_guard(db):
+    suppress(db, domain="example.com")
+    assert repo_contacts_domain(db).exists
+    (entry,) = store.list_page(db, 10, None)
+    assert store.remove(db, entry["id"], dt.datetime.now(dt.timezone.utc))
+    assert not repo_contacts_domain(db).exists
+    (lead,) = write_leads(db, "run-c", make_leads(1))
+    assert pipeline.process_lead(context(db), lead, 0, FAR).status == "sent"
+
+
+def repo_contacts_domain(db):
+    return store.contact_ref(db, keys.domain_id("example.com")).get()
 
 
 def test_a_suppression_landing_after_the_commit_does_not_undo_the_send(db):
@@ -174,10 +213,10 @@ def test_a_run_counts_skipped_leads_and_still_completes(db):
     suppress(db, email="lead1@example.com")
     body = start_request(make_leads(3), mode="foreground", skipIfContactedWithinDays=7)
     reply = service.post(db, "run-fg", models.parse_request(body))
-    job = reply.body.job
+    job = reply.response.job
     assert job.status == "completed" and job.counts.skipped == 1 and job.counts.sent == 2
     assert job.config.skip_if_contacted_within_days == 7
-    results = {r.lead_doc_id: (r.status, r.action_id) for r in reply.body.results}
+    results = {r.lead_doc_id: (r.status, r.action_id) for r in reply.response.results}
     assert results["lead-000001"] == ("skipped", pipeline.SKIP_STEP)
     assert [lead["status"] for lead in all_leads(db, "run-fg")] == ["sent", "skipped", "sent"]
 

@@ -64,6 +64,7 @@ def zoned(zones):
 def test_closed_windows_defer_leads_pending_in_order_and_the_job_waits(db, sim):
     zones = ["America/New_York", "Europe/Berlin", "America/New_York", "", "Mars/Base", "Europe/Berlin"]
     captured = start(db, "r1", zoned(zones), sendWindow=WINDOW, batchSize=2)
+    token = captured.calls[0][1]
     provider = RecordingProvider(sim)
     run_chain(db, captured, sim, provider)
 
@@ -83,7 +84,7 @@ def test_closed_windows_defer_leads_pending_in_order_and_the_job_waits(db, sim):
     assert view.stalled is False and view.lease_expires_at is None
     # A stray worker is turned away: a waiting job has no worker.
     with pytest.raises(Exception) as caught:
-        worker.handle(db, "r1", captured.calls[-1][1], None)
+        worker.handle(db, "r1", token, None)
     assert "waiting" in str(caught.value)
 
     # Nothing is due before 13:00; at 13:00 the sweep wakes it and New York goes, in order.

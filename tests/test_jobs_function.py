@@ -119,7 +119,7 @@ def test_status_view_has_the_documented_shape_and_never_the_token(client, db):
     assert set(job) == {
         "id", "runId", "mode", "status", "nextIndex", "totalLeads", "counts", "diagnostics", "attemptsByLead",
         "stalled", "config", "leaseExpiresAt", "createdAt", "updatedAt", "startedAt", "finishedAt", "progressAt",
-        "writes", "wakeAt", "waitReason",
+        "writes", "wakeAt", "waitReason", "senderId",
     }
     assert job["status"] == "queued" and job["stalled"] is False and job["nextIndex"] == 0
     assert job["wakeAt"] is None and job["waitReason"] is None

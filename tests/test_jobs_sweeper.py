@@ -134,7 +134,7 @@ def issuer():
 def production(configure, issuer):
     """Settings of a deployed worker: no emulator skip (not a demo- project), Scheduler's token."""
     def apply(**extra):
-        configure(**{"GOOGLE_CLOUD_PROJECT": "mission-control-prod", "SWEEPER_AUDIENCE": AUDIENCE,
+        configure(**{"GOOGLE_CLOUD_PROJECT": "mission-control-prod", "AUTH_MODE": "firebase", "SWEEPER_AUDIENCE": AUDIENCE,
                      "SWEEPER_SERVICE_ACCOUNT": SCHEDULER, "SWEEPER_CERTS_URL": issuer.certs_url,
                      "WORKER_LEASE_SECONDS": "1", **extra})
     apply()

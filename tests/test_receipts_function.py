@@ -277,7 +277,8 @@ def test_job_summary_is_an_allow_list_and_never_leaks_the_worker_token(client, d
     assert job["status"] == "running" and job["nextIndex"] == 3 and job["stalled"] is False
     assert job["wakeAt"] is None and job["waitReason"] is None and job["senderId"] is None
     assert job["config"] == {"templateId": "tpl-1", "batchSize": 25, "maxAttempts": 3, "draftFirst": False,
-                             "timeBudgetSeconds": 50.0}
+                             "timeBudgetSeconds": 50.0, "senderId": None, "sendWindow": None,
+                             "skipIfContactedWithinDays": None}
     assert job["diagnostics"] == [{"at": "2026-03-01T09:00:00.000000Z", "leadIndex": 1, "leadDocId": lead_id(1),
                                    "code": "transient", "message": "retrying"}]
     assert job["startedAt"] == "2026-03-01T09:00:00.000000Z" and job["finishedAt"] is None

@@ -4,11 +4,16 @@
 domain in one round trip and says whether the lead must be skipped: `suppressed`
 (either is on the list) or `recently_contacted` (the address was sent to within the
 run's skipIfContactedWithinDays). `Contact.queue_guard` then adds to the lead's own
-outcome commit a write of both records conditional on them being exactly as read
-(`last_update_time`, or create when they did not exist). A suppression that lands in
-between rewrites a record, the commit fails as a whole (FailedPrecondition or
-AlreadyExists: nothing of it is written) and the caller checks again: a suppression
-that lands before the lead's commit stops it.
+outcome commit a guard on both records: the address's record is written conditional on
+it being exactly as read (`last_update_time`, or create when it did not exist); the
+domain's record exists only while the domain is suppressed, so its guard is a delete
+conditional on the record still not existing, a precondition that writes nothing. Many
+leads of one company at once therefore never contend on their domain's record (a
+write to it per send would make every concurrent lead of that domain retry, and cap the
+domain at about one send a second). A suppression that lands in between writes a
+record, the commit fails as a whole (FailedPrecondition or AlreadyExists: nothing of it
+is written) and the caller checks again: a suppression that lands before the lead's
+commit stops it.
 """
 
 from __future__ import annotations
@@ -44,16 +49,18 @@ class Contact:
         """Both records, written only if unchanged since `check`. `sent` (runId, leadDocId)
         also records this send on the address's record, for skipIfContactedWithinDays."""
         now = clock.now()
-        for position, snapshot in enumerate(self.snapshots):
-            fields: dict[str, Any] = {"checkedAt": now}
-            if position == 0 and sent is not None:
-                fields.update(sent_fields(sent, now))
-            ref = repo.contact_ref(db, snapshot.id)
-            if snapshot.exists:
-                batch.update(ref, fields, option=db.write_option(last_update_time=snapshot.update_time))
-            else:
-                kind = keys.EMAIL if position == 0 else keys.DOMAIN
-                batch.create(ref, {"kind": kind, "suppressed": False, **fields})
+        address, domain = self.snapshots
+        fields: dict[str, Any] = {"checkedAt": now, **(sent_fields(sent, now) if sent is not None else {})}
+        ref = repo.contact_ref(db, address.id)
+        if address.exists:
+            batch.update(ref, fields, option=db.write_option(last_update_time=address.update_time))
+        else:
+            batch.create(ref, {"kind": keys.EMAIL, "suppressed": False, **fields})
+        domain_ref = repo.contact_ref(db, domain.id)
+        if domain.exists:  # a record left from before domain records were deleted on removal
+            batch.update(domain_ref, {"checkedAt": now}, option=db.write_option(last_update_time=domain.update_time))
+        else:
+            batch.delete(domain_ref, option=db.write_option(exists=False))
 
 
 def sent_fields(sent: dict[str, Any], now: dt.datetime) -> dict[str, Any]:

@@ -101,7 +101,11 @@ def remove(db: "firestore.Client", key_id: str, at: dt.datetime) -> bool:
         if not snapshot.exists:
             return False
         batch.delete(ref, option=unchanged)
-        queue_mark(batch, db, key_id, snapshot.get("kind"), False, at)
+        if snapshot.get("kind") == "domain":
+            # A domain's record exists only while it is suppressed (shared/consent/gate.py).
+            batch.delete(contact_ref(db, key_id))
+        else:
+            queue_mark(batch, db, key_id, snapshot.get("kind"), False, at)
         return True
 
     return write_if_unchanged(db, ref, apply)
