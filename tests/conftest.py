@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 
 from tools import localstack
+
+if TYPE_CHECKING:
+    from tools.gmail_server import GmailServer
 
 TEST_PROJECT = "demo-mission-control-test"
 ROOT = localstack.ROOT
@@ -123,3 +126,19 @@ def read_logs(name: str) -> str:
 
 def repo_path(*parts: str) -> Path:
     return ROOT.joinpath(*parts)
+
+
+@pytest.fixture(scope="session")
+def gmail_running() -> Iterator["GmailServer"]:
+    """One local Gmail-shaped server (tools/gmail_server.py) for the session."""
+    from tools.gmail_server import GmailServer
+
+    with GmailServer() as server:
+        yield server
+
+
+@pytest.fixture
+def gmail_server(gmail_running: "GmailServer") -> "GmailServer":
+    """The Gmail server, emptied and without faults."""
+    gmail_running.reset()
+    return gmail_running

@@ -30,21 +30,9 @@ LATE = 1.5
 QUICK_CONFIRM = Policy("the mailbox search, quickly", retry_on=gmail.CONFIRM_SEND.retry_on, initial=0.01, maximum=0.02)
 
 
-@pytest.fixture(scope="module")
-def running():
-    with GmailServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(running):
-    running.reset()
-    return running
-
-
-def provider(server, sender="ops@example.com", **kwargs):
+def provider(gmail_server, sender="ops@example.com", **kwargs):
     return gmail.GmailProvider(
-        sender=sender, session=requests.Session(), base_url=server.base_url, timeout=(2, READ_TIMEOUT),
+        sender=sender, session=requests.Session(), base_url=gmail_server.base_url, timeout=(2, READ_TIMEOUT),
         confirm=QUICK_CONFIRM, **kwargs,
     )
 
@@ -53,11 +41,11 @@ def decode(raw: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(raw, policy=policy.default)
 
 
-def test_send_posts_a_raw_rfc2822_message_to_messages_send(server):
-    ids = provider(server).deliver(None, None, SEND)
-    (sent,) = server.sent()
+def test_send_posts_a_raw_rfc2822_message_to_messages_send(gmail_server):
+    ids = provider(gmail_server).deliver(None, None, SEND)
+    (sent,) = gmail_server.sent()
     assert ids == {"gmailMessageId": sent.id, "gmailThreadId": sent.thread_id}
-    assert dict(server.calls) == {"messages.send": 1}
+    assert dict(gmail_server.calls) == {"messages.send": 1}
     assert gmail.request_for(SEND, "")[0] == "https://gmail.googleapis.com/gmail/v1/users/me/messages/send"
     assert set(gmail.request_for(SEND, "")[1]) == {"raw"}
     message = decode(sent.raw)
@@ -74,12 +62,12 @@ def test_the_message_id_is_the_same_for_every_attempt_and_differs_per_step():
     assert gmail.message_id_header(DRAFT, "") != gmail.message_id_header(SEND, "")
 
 
-def test_draft_posts_to_drafts_create_and_never_sends(server):
-    ids = provider(server).deliver(None, None, DRAFT)
-    (drafted,) = server.draft_messages()
-    assert ids == {"gmailDraftId": next(iter(server.drafts)), "gmailMessageId": drafted.id}
-    assert server.sent() == []
-    assert dict(server.calls) == {"drafts.create": 1}
+def test_draft_posts_to_drafts_create_and_never_sends(gmail_server):
+    ids = provider(gmail_server).deliver(None, None, DRAFT)
+    (drafted,) = gmail_server.draft_messages()
+    assert ids == {"gmailDraftId": next(iter(gmail_server.drafts)), "gmailMessageId": drafted.id}
+    assert gmail_server.sent() == []
+    assert dict(gmail_server.calls) == {"drafts.create": 1}
     url = gmail.request_for(DRAFT, "")[0]
     assert url == "https://gmail.googleapis.com/gmail/v1/users/me/drafts"
     assert "send" not in url
@@ -107,24 +95,24 @@ def test_raw_is_base64url_without_plus_or_slash():
         (401, "authError", "Invalid Credentials", PermanentError, "provider_rejected"),
     ],
 )
-def test_error_responses_are_classified(server, status, reason, message, kind, code):
-    server.fail("messages.send", status=status, reason=reason, message=message)
+def test_error_responses_are_classified(gmail_server, status, reason, message, kind, code):
+    gmail_server.fail("messages.send", status=status, reason=reason, message=message)
     with pytest.raises(kind) as caught:
-        provider(server).deliver(None, None, SEND)
+        provider(gmail_server).deliver(None, None, SEND)
     assert caught.value.code == code
     assert message in caught.value.message
-    assert server.sent() == []
+    assert gmail_server.sent() == []
     # Only a 5xx may have come after the message was accepted: only then is the mailbox searched.
-    assert (server.calls["messages.list"] > 0) == (status >= 500)
+    assert (gmail_server.calls["messages.list"] > 0) == (status >= 500)
 
 
-def test_a_429_carries_retry_after_and_sends_nothing(server):
-    server.rate_limited("messages.send", retry_after=7)
-    response = requests.post(f"{server.base_url}/gmail/v1/users/me/messages/send", json={"raw": gmail.raw(SEND, "")}, timeout=5)
+def test_a_429_carries_retry_after_and_sends_nothing(gmail_server):
+    gmail_server.rate_limited("messages.send", retry_after=7)
+    response = requests.post(f"{gmail_server.base_url}/gmail/v1/users/me/messages/send", json={"raw": gmail.raw(SEND, "")}, timeout=5)
     assert response.status_code == 429 and response.headers["Retry-After"] == "7"
     assert response.json()["error"]["errors"][0]["reason"] == "rateLimitExceeded"
     assert response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
-    assert server.sent() == []
+    assert gmail_server.sent() == []
 
 
 @pytest.mark.parametrize(
@@ -137,14 +125,14 @@ def test_a_429_carries_retry_after_and_sends_nothing(server):
         (429, "rateLimitExceeded", "Daily user sending quota exceeded.", None, None, True),
     ],
 )
-def test_quota_refusals_carry_retry_after_and_the_daily_flag(server, status, reason, message, retry_after, seconds, daily):
+def test_quota_refusals_carry_retry_after_and_the_daily_flag(gmail_server, status, reason, message, retry_after, seconds, daily):
     spec = {"retry_after": retry_after} if retry_after else {}
-    server.fail("messages.send", status=status, reason=reason, message=message, domain="usageLimits", **spec)
+    gmail_server.fail("messages.send", status=status, reason=reason, message=message, domain="usageLimits", **spec)
     with pytest.raises(ProviderQuotaError) as caught:
-        provider(server).deliver(None, None, SEND)
+        provider(gmail_server).deliver(None, None, SEND)
     assert caught.value.retry_after_seconds == seconds
     assert caught.value.daily is daily
-    assert server.sent() == []
+    assert gmail_server.sent() == []
 
 
 def test_retry_after_as_an_http_date():
@@ -155,10 +143,10 @@ def test_retry_after_as_an_http_date():
     assert retry_after_seconds(None, now) is None
 
 
-def test_an_error_body_that_is_not_json_still_classifies(server):
-    server.fail("messages.send", status=502, text="<html>Bad Gateway</html>")
+def test_an_error_body_that_is_not_json_still_classifies(gmail_server):
+    gmail_server.fail("messages.send", status=502, text="<html>Bad Gateway</html>")
     with pytest.raises(TransientError):
-        provider(server).deliver(None, None, SEND)
+        provider(gmail_server).deliver(None, None, SEND)
 
 
 def test_connection_failure_is_transient():
@@ -172,52 +160,52 @@ def test_connection_failure_is_transient():
 
 
 @pytest.mark.parametrize("fault", ["accepted_then_dropped", "accepted_then_500", "accepted_then_late"])
-def test_a_send_whose_answer_was_lost_is_found_in_the_mailbox_and_adopted(server, fault):
-    getattr(server, fault)("messages.send", **({"seconds": LATE} if fault == "accepted_then_late" else {}))
-    ids = provider(server).deliver(None, None, SEND)
-    (sent,) = server.sent()
+def test_a_send_whose_answer_was_lost_is_found_in_the_mailbox_and_adopted(gmail_server, fault):
+    getattr(gmail_server, fault)("messages.send", **({"seconds": LATE} if fault == "accepted_then_late" else {}))
+    ids = provider(gmail_server).deliver(None, None, SEND)
+    (sent,) = gmail_server.sent()
     assert ids == {"gmailMessageId": sent.id, "gmailThreadId": sent.thread_id}
-    assert server.calls["messages.send"] == 1, "sent twice"
-    assert server.calls["messages.list"] >= 1
+    assert gmail_server.calls["messages.send"] == 1, "sent twice"
+    assert gmail_server.calls["messages.list"] >= 1
 
 
-def test_a_draft_whose_answer_was_lost_is_found_among_the_drafts(server):
-    server.accepted_then_dropped("drafts.create")
-    ids = provider(server).deliver(None, None, DRAFT)
-    (drafted,) = server.draft_messages()
-    assert ids == {"gmailDraftId": next(iter(server.drafts)), "gmailMessageId": drafted.id}
-    assert server.calls["drafts.create"] == 1 and server.calls["drafts.list"] >= 1
+def test_a_draft_whose_answer_was_lost_is_found_among_the_drafts(gmail_server):
+    gmail_server.accepted_then_dropped("drafts.create")
+    ids = provider(gmail_server).deliver(None, None, DRAFT)
+    (drafted,) = gmail_server.draft_messages()
+    assert ids == {"gmailDraftId": next(iter(gmail_server.drafts)), "gmailMessageId": drafted.id}
+    assert gmail_server.calls["drafts.create"] == 1 and gmail_server.calls["drafts.list"] >= 1
 
 
-def test_a_lost_answer_that_never_reached_the_mailbox_is_transient_and_the_retry_sends_once(server):
-    server.fail("messages.send", drop=True)  # the line drops before Gmail accepted anything
-    gmail_provider = provider(server)
+def test_a_lost_answer_that_never_reached_the_mailbox_is_transient_and_the_retry_sends_once(gmail_server):
+    gmail_server.fail("messages.send", drop=True)  # the line drops before Gmail accepted anything
+    gmail_provider = provider(gmail_server)
     with pytest.raises(TransientError):
         gmail_provider.deliver(None, None, SEND)
-    assert server.sent() == [] and server.calls["messages.list"] == gmail.CONFIRM_ATTEMPTS
+    assert gmail_server.sent() == [] and gmail_server.calls["messages.list"] == gmail.CONFIRM_ATTEMPTS
     gmail_provider.deliver(None, None, SEND)
-    assert len(server.sent()) == 1
+    assert len(gmail_server.sent()) == 1
 
 
-def test_a_send_without_an_answer_is_not_retried_it_may_have_gone_out(server):
-    server.accepted_then_late("messages.send", seconds=LATE)
-    server.fail("messages.list", status=503, reason="backendError", times=gmail.CONFIRM_ATTEMPTS)
+def test_a_send_without_an_answer_is_not_retried_it_may_have_gone_out(gmail_server):
+    gmail_server.accepted_then_late("messages.send", seconds=LATE)
+    gmail_server.fail("messages.list", status=503, reason="backendError", times=gmail.CONFIRM_ATTEMPTS)
     with pytest.raises(PermanentError) as caught:
-        provider(server).deliver(None, None, SEND)
+        provider(gmail_server).deliver(None, None, SEND)
     assert caught.value.code == "outcome_unknown"
-    assert server.calls["messages.send"] == 1 and len(server.sent()) == 1
+    assert gmail_server.calls["messages.send"] == 1 and len(gmail_server.sent()) == 1
 
 
-def test_a_draft_without_an_answer_is_retried(server):
-    server.accepted_then_late("drafts.create", seconds=LATE)
-    server.fail("drafts.list", drop=True, times=gmail.CONFIRM_ATTEMPTS)
+def test_a_draft_without_an_answer_is_retried(gmail_server):
+    gmail_server.accepted_then_late("drafts.create", seconds=LATE)
+    gmail_server.fail("drafts.list", drop=True, times=gmail.CONFIRM_ATTEMPTS)
     with pytest.raises(TransientError):
-        provider(server).deliver(None, None, DRAFT)
+        provider(gmail_server).deliver(None, None, DRAFT)
 
 
-def test_the_server_speaks_the_rest_of_the_drafts_api(server):
+def test_the_server_speaks_the_rest_of_the_drafts_api(gmail_server):
     """drafts.get/update/send/list/delete and messages.get, as other engineers use them."""
-    base = f"{server.base_url}/gmail/v1/users/me"
+    base = f"{gmail_server.base_url}/gmail/v1/users/me"
     draft = requests.post(f"{base}/drafts", json={"message": {"raw": gmail.raw(DRAFT, "")}}, timeout=5).json()
     got = requests.get(f"{base}/drafts/{draft['id']}", timeout=5).json()
     assert got["message"]["labelIds"] == ["DRAFT"]
@@ -235,11 +223,9 @@ def test_the_server_speaks_the_rest_of_the_drafts_api(server):
     assert requests.get(f"{base}/drafts", timeout=5).json() == {"resultSizeEstimate": 0}
 
 
-def test_the_server_answers_daily_limit_and_auth_errors_in_googles_envelope(running):
-    server = running
-    server.reset()
-    server.daily_limit("messages.send")
-    answer = requests.post(f"{server.base_url}/gmail/v1/users/me/messages/send", json={"raw": gmail.raw(SEND, "")}, timeout=5)
+def test_the_server_answers_daily_limit_and_auth_errors_in_googles_envelope(gmail_server):
+    gmail_server.daily_limit("messages.send")
+    answer = requests.post(f"{gmail_server.base_url}/gmail/v1/users/me/messages/send", json={"raw": gmail.raw(SEND, "")}, timeout=5)
     assert answer.status_code == 403
     assert answer.json()["error"]["errors"][0] == {
         "message": "Daily user sending quota exceeded", "domain": "usageLimits", "reason": "dailyLimitExceeded"}

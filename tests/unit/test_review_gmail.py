@@ -1,6 +1,6 @@
 """Review's Gmail send: drafts.update with the reviewed content, then drafts.send of that
 draft id (Gmail API reference, users.drafts/update and users.drafts/send), against the
-local Gmail-shaped server (tools/gmail_server.py)."""
+local Gmail-shaped gmail_server (tools/gmail_server.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import requests
 from shared.outreach import gmail
 from shared.outreach.errors import PermanentError
 from shared.outreach.providers import OutgoingEmail
-from tools.gmail_server import GmailServer
 
 DRAFTED = OutgoingEmail(
     to="ada@example.com", subject="First take", text="Draft", html="<p>Draft</p>", run_id="run-1",
@@ -26,48 +25,36 @@ REVIEWED = OutgoingEmail(
 )
 
 
-@pytest.fixture(scope="module")
-def running():
-    with GmailServer() as server:
-        yield server
+def provider(gmail_server):
+    return gmail.GmailProvider(sender="me@example.com", session=requests.Session(), base_url=gmail_server.base_url, timeout=(2, 2))
 
 
-@pytest.fixture
-def server(running):
-    running.reset()
-    return running
-
-
-def provider(server):
-    return gmail.GmailProvider(sender="me@example.com", session=requests.Session(), base_url=server.base_url, timeout=(2, 2))
-
-
-def test_send_draft_replaces_the_content_then_sends_that_draft(server):
-    drafted = provider(server).deliver(None, None, DRAFTED)
+def test_send_draft_replaces_the_content_then_sends_that_draft(gmail_server):
+    drafted = provider(gmail_server).deliver(None, None, DRAFTED)
     draft_id = drafted["gmailDraftId"]
-    ids = provider(server).send_draft(draft_id, REVIEWED)
-    (sent,) = server.sent()
+    ids = provider(gmail_server).send_draft(draft_id, REVIEWED)
+    (sent,) = gmail_server.sent()
     assert ids["gmailDraftId"] == draft_id and ids["gmailMessageId"] == sent.id
-    assert server.calls["drafts.update"] == 1 and server.calls["drafts.send"] == 1
+    assert gmail_server.calls["drafts.update"] == 1 and gmail_server.calls["drafts.send"] == 1
     message = email_lib.message_from_bytes(sent.raw, policy=policy.default)
     assert message["Subject"] == "Edited" and message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "Reviewed" in message.get_body(("plain",)).get_content()
 
 
-def test_send_draft_without_a_draft_id_or_refused_is_permanent(server):
+def test_send_draft_without_a_draft_id_or_refused_is_permanent(gmail_server):
     with pytest.raises(PermanentError):
-        provider(server).send_draft("", REVIEWED)
-    draft_id = provider(server).deliver(None, None, DRAFTED)["gmailDraftId"]
-    server.fail("drafts.send", status=400, reason="invalidArgument", message="Invalid draft")
+        provider(gmail_server).send_draft("", REVIEWED)
+    draft_id = provider(gmail_server).deliver(None, None, DRAFTED)["gmailDraftId"]
+    gmail_server.fail("drafts.send", status=400, reason="invalidArgument", message="Invalid draft")
     with pytest.raises(PermanentError):
-        provider(server).send_draft(draft_id, REVIEWED)
-    assert server.sent() == []
+        provider(gmail_server).send_draft(draft_id, REVIEWED)
+    assert gmail_server.sent() == []
 
 
-def test_send_draft_whose_answer_was_lost_is_not_sent_again(server):
-    draft_id = provider(server).deliver(None, None, DRAFTED)["gmailDraftId"]
-    server.accepted_then_dropped("drafts.send")
+def test_send_draft_whose_answer_was_lost_is_not_sent_again(gmail_server):
+    draft_id = provider(gmail_server).deliver(None, None, DRAFTED)["gmailDraftId"]
+    gmail_server.accepted_then_dropped("drafts.send")
     with pytest.raises(PermanentError) as caught:
-        provider(server).send_draft(draft_id, REVIEWED)
+        provider(gmail_server).send_draft(draft_id, REVIEWED)
     assert caught.value.code == "outcome_unknown"
-    assert len(server.sent()) == 1
+    assert len(gmail_server.sent()) == 1
