@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import itertools
 import time
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from google.api_core import retry as api_retry
 
@@ -48,6 +48,9 @@ class Policy:
     maximum: float = 1.0
     multiplier: float = 2.0
     timeout: float | None = None
+    # False: the pauses are exactly initial x multiplier^(n-1) (a hand-off to one callee,
+    # where spreading contenders apart buys nothing and tests name the schedule).
+    jitter: bool = True
 
     @functools.cached_property
     def retry(self) -> api_retry.Retry:
@@ -66,24 +69,41 @@ class Policy:
         attempts: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wait_hint: Callable[[BaseException], float | None] | None = None,
+        retry_if: Callable[[BaseException], bool] | None = None,
+        budget: float | None = None,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
     ) -> T:
         """fn() until it returns or raises something not in `retry_on`; Exhausted when out of tries.
 
         `sleep` is injectable (tests record the pauses instead of waiting); `wait_hint(exc)`
-        may name a longer pause the failure asked for (a Retry-After header).
+        may name a longer pause the failure asked for (a Retry-After header); `retry_if(exc)`
+        narrows `retry_on` (a failure it refuses goes straight to the caller); `budget` bounds
+        the seconds slept in all; `on_retry(attempt, exc, delay)` hears of each retry.
         """
-        delays = api_retry.exponential_sleep_generator(self.initial, self.maximum, self.multiplier)
+        delays = self._delays()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        slept = 0.0
         for tried in itertools.count(1):
             try:
                 return fn()
             except self.retry_on as exc:
+                if retry_if is not None and not retry_if(exc):
+                    raise
                 delay = next(delays)
                 hinted = wait_hint(exc) if wait_hint is not None else None
                 if hinted is not None:
                     delay = max(delay, hinted)
-                out_of_time = deadline is not None and time.monotonic() + delay > deadline
+                out_of_time = (deadline is not None and time.monotonic() + delay > deadline) or (
+                    budget is not None and slept + delay > budget)
                 if (attempts is not None and tried >= attempts) or out_of_time:
                     raise Exhausted(self.what, tried, exc) from exc
+                if on_retry is not None:
+                    on_retry(tried, exc, delay)
                 sleep(delay)
+                slept += delay
         raise AssertionError("unreachable")
+
+    def _delays(self) -> Iterator[float]:
+        if self.jitter:
+            return api_retry.exponential_sleep_generator(self.initial, self.maximum, self.multiplier)
+        return (min(self.maximum, self.initial * self.multiplier**n) for n in itertools.count())

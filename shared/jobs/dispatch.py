@@ -26,9 +26,9 @@ import time
 from typing import Callable
 
 import requests
-import tenacity
 
 from shared import logs
+from shared.retry import Exhausted, Policy
 from shared.settings import Settings, get_settings
 
 logger = logging.getLogger("mission_control.jobs.dispatch")
@@ -53,6 +53,10 @@ class NotTaken(Exception):
 
 class Refused(Exception):
     """401 / 403: the job changed under the chain."""
+
+
+# 0.5, 1, 2, 4 s (or longer when the answer's Retry-After asks), within MAX_RETRY_SECONDS.
+HANDOFF = Policy("the worker hand-off", retry_on=(NotTaken,), initial=0.5, maximum=8, jitter=False)
 
 
 def default_dispatcher(settings: Settings) -> Dispatcher:
@@ -93,7 +97,6 @@ def invoke_worker(
     """True once a worker holds the request (or answered 2xx/409); False if the chain stops here."""
     url = worker_url(run_id, settings)
     headers = {"X-Worker-Token": token, "X-Worker-Lease": lease}
-    slept = 0.0
 
     def once() -> bool:
         try:
@@ -109,32 +112,17 @@ def invoke_worker(
             raise Refused(f"HTTP {status}")
         raise NotTaken(f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
 
-    backoff = tenacity.wait_exponential(multiplier=0.5, min=0.5, max=8)
+    def note(attempt: int, exc: BaseException, delay: float) -> None:
+        logs.log(logger, logging.WARNING, f"worker hand-off failed ({exc}), attempt {attempt}/{ATTEMPTS}",
+                 runId=run_id, attempt=attempt)
 
-    def wait(state: tenacity.RetryCallState) -> float:
-        return max(backoff(state), getattr(state.outcome.exception(), "retry_after", 0.0))
-
-    def out_of_time(state: tenacity.RetryCallState) -> bool:
-        return slept + wait(state) > budget
-
-    def note(state: tenacity.RetryCallState) -> None:
-        nonlocal slept
-        slept += state.upcoming_sleep
-        logs.log(logger, logging.WARNING,
-                 f"worker hand-off failed ({state.outcome.exception()}), attempt {state.attempt_number}/{ATTEMPTS}",
-                 runId=run_id, attempt=state.attempt_number)
-
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(NotTaken),
-        stop=tenacity.stop_after_attempt(ATTEMPTS) | out_of_time,
-        wait=wait, sleep=sleep, before_sleep=note, reraise=True,
-    )
     try:
-        return retrying(once)
+        return HANDOFF.call(once, attempts=ATTEMPTS, sleep=sleep, budget=budget, on_retry=note,
+                            wait_hint=lambda exc: getattr(exc, "retry_after", None))
     except Refused as exc:
         logs.log(logger, logging.WARNING, f"worker refused the hand-off ({exc}): the job changed; the chain stops",
                  runId=run_id)
         return False
-    except NotTaken as exc:
-        logs.log(logger, logging.WARNING, f"worker hand-off failed ({exc}) after every attempt", runId=run_id)
+    except Exhausted as gave_up:
+        logs.log(logger, logging.WARNING, f"worker hand-off failed ({gave_up.last}) after every attempt", runId=run_id)
         return False

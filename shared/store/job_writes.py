@@ -22,13 +22,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, TypeVar
 
-import tenacity
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import clock
 from shared.errors import Conflict
 from shared.store import runs as repo
+from shared.retry import Exhausted, Policy
 from shared.store.client import as_dict, queue_replace, write_if_unchanged
 
 T = TypeVar("T")
@@ -187,6 +187,10 @@ def queue_lead_outcome(db: Any, batch: Any, run_id: str, lead_id: str, step: str
     batch.update(repo.lead_ref(db, run_id, lead_id), lead_outcome_fields(receipt["status"], attempt, error))
 
 
+# The bookkeeping after a send that already happened: up to 0.5, 1, 2, ... 8 s, jittered.
+LEAD_COMMIT = Policy("a lead's outcome commit", retry_on=(Exception,), initial=0.5, maximum=8)
+
+
 class DoneEarlier(Exception):
     """The lead's outbox document already exists: an earlier attempt (crashed or concurrent) did it."""
 
@@ -198,13 +202,11 @@ def commit_lead_outcome(batch: Any, retries: int, sleep: Callable[[float], None]
 
     After an external send only this bookkeeping is retried, never the send (`retries`).
     """
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, retries)),
-        retry=tenacity.retry_if_exception(lambda exc: not isinstance(exc, gexc.AlreadyExists) and transient(exc)),
-        wait=tenacity.wait_random_exponential(multiplier=0.5, max=8), sleep=sleep, reraise=True,
-    )
     try:
-        return commit_time(retrying(batch.commit))
+        return commit_time(LEAD_COMMIT.call(batch.commit, attempts=max(1, retries), sleep=sleep,
+                                            retry_if=lambda exc: not isinstance(exc, gexc.AlreadyExists) and transient(exc)))
+    except Exhausted as gave_up:
+        raise gave_up.last from None
     except gexc.AlreadyExists:
         raise DoneEarlier() from None
 

@@ -69,3 +69,25 @@ def test_a_timeout_stops_before_a_pause_that_would_pass_it():
 def test_the_policy_is_also_a_google_retry_object_built_once():
     assert POLICY.retry is POLICY.retry
     assert POLICY.retry.timeout is None
+
+
+def test_without_jitter_the_pauses_are_the_schedule_and_a_budget_bounds_their_sum():
+    steady = Policy("a hand-off", retry_on=(Busy,), initial=0.5, maximum=8, jitter=False)
+    fn, calls = flaky(4)
+    sleeps, heard = [], []
+    assert steady.call(fn, attempts=5, sleep=sleeps.append, on_retry=lambda n, exc, delay: heard.append((n, delay))) == 5
+    assert sleeps == [0.5, 1, 2, 4] and heard == [(1, 0.5), (2, 1), (3, 2), (4, 4)]
+    fn, calls = flaky(10)
+    sleeps = []
+    with pytest.raises(Exhausted) as caught:
+        steady.call(fn, attempts=10, sleep=sleeps.append, budget=3.5)
+    assert sleeps == [0.5, 1, 2] and len(calls) == 4  # a fourth pause (4 s) would pass 3.5 s in all
+    assert isinstance(caught.value.last, Busy)
+
+
+def test_retry_if_narrows_what_is_retried():
+    fn, calls = flaky(3, ValueError("not this one"))
+    anything = Policy("anything", retry_on=(Exception,), initial=0.01, maximum=0.01)
+    with pytest.raises(ValueError):
+        anything.call(fn, attempts=5, sleep=lambda _: None, retry_if=lambda exc: not isinstance(exc, ValueError))
+    assert len(calls) == 1
