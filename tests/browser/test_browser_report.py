@@ -85,10 +85,11 @@ def test_uncaught_errors_are_reported_once_each_and_capped(open_page, db, teleme
 
 @pytest.fixture(scope="module")
 def strict_stack(emulator):
-    """A stack whose telemetry takes one report per client per window: the next ones are 429s."""
+    """A stack whose telemetry takes one report per client per window: the next ones are 429s
+    (senders too: the start form lists them when the page loads)."""
     env = {"TELEMETRY_RATE_LIMIT": "1", "TELEMETRY_RATE_WINDOW_SECONDS": "600"}
     with localstack.running_stack(
-        emulator=emulator, port=localstack.free_port(), env=env, names=["receipts", "templates", "telemetry"]
+        emulator=emulator, port=localstack.free_port(), env=env, names=["receipts", "templates", "telemetry", "senders"]
     ) as running:
         yield running
 
