@@ -3,7 +3,7 @@
 `shared.clock.now` is the seam: `SimClock.install()` replaces it, and the worker's
 `sleep`/`monotonic` (which run_batch takes as parameters) advance the same clock, so a
 pacing gap of two minutes costs no real time. `drive()` plays the part of the worker
-chain and of the sweeper (issue 13): it runs every hand-off, and when every job is
+chain and of the sweeper (shared/jobs/sweeper.py): it runs every hand-off, and when every job is
 waiting it moves the clock to the next sweep at or after the earliest `wakeAt` and wakes
 what is due through shared/deliverability/wake.py.
 

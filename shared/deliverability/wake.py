@@ -1,9 +1,9 @@
-"""Waking waiting jobs: what the sweeper (issue 13) calls every minute.
+"""Waking waiting jobs: what the sweeper (shared/jobs/sweeper.py) calls every minute.
 
     for run_id in due_waiting_jobs(db, now):
         wake_and_hand_off(db, run_id, now, settings, dispatcher)
 
-(`wake` alone when the caller dispatches itself: it returns the hand-off.)
+(`wake` alone when the caller dispatches itself, as the sweeper does: it returns the hand-off.)
 
 `wake` is a compare-and-set commit on the job: only a job still `waiting` whose
 `wakeAt` has come moves to `running`, with a fresh lease whose owner is the hand-off
