@@ -127,3 +127,26 @@ def test_a_worker_killed_with_leads_in_flight_loses_and_duplicates_nothing(db, c
     service.post(db, RUN, models.parse_request({"action": "resume"}), dispatcher=resumed)
     follow(db, resumed)
     assert_exact(db, 16)
+
+
+@pytest.mark.parametrize("max_attempts", [1, 3])
+def test_a_lead_whose_commit_landed_but_whose_answer_was_lost_is_counted_once(db, monkeypatch, max_attempts):
+    """In an outage a lead's outcome commit can land while its worker sees an error: the
+    batch stops without counting it, and the next batch must count it although its commit
+    is older than that checkpoint (no `counts_reconciled` at the end)."""
+    from shared.store import job_writes
+
+    original, lost = job_writes.commit_lead_outcome, []
+
+    def land_then_lose(batch, *args, **kwargs):
+        landed = original(batch, *args, **kwargs)
+        if len(lost) < max_attempts:  # every retry of the same lead loses its answer too
+            lost.append(1)
+            raise gexc.ServiceUnavailable("the commit landed; its answer was lost")
+        return landed
+
+    monkeypatch.setattr(job_writes, "commit_lead_outcome", land_then_lose)
+    captured = start_background(db, RUN, make_leads(12), batchSize=12, maxAttempts=max_attempts)
+    follow(db, captured)
+    assert lost
+    assert_exact(db, 12)

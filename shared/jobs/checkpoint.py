@@ -27,6 +27,7 @@ from shared.store import runs as repo
 logger = logging.getLogger("mission_control.jobs.worker")
 
 MAX_DIAGNOSTICS = 50
+MAX_UNCERTAIN = 200
 
 
 @dataclasses.dataclass
@@ -78,10 +79,13 @@ def checkpoint(
             diagnostics.append(diagnostic("counts_reconciled", f"counted {counts}, the leads say {recount}"))
             counts = recount
         status, lease = job["status"], None
+        carried = set(job.get("uncertainLeads") or []) - result.resolved
         updates: dict[str, Any] = {
             "nextIndex": result.next_index,
             "counts": counts,
             "attemptsByLead": result.attempts,
+            # Bounded by the leads in flight per batch; the recount at the end fixes the rest.
+            "uncertainLeads": sorted(carried | result.uncertain)[:MAX_UNCERTAIN],
             "updatedAt": now,
             "progressAt": firestore.SERVER_TIMESTAMP,
         }

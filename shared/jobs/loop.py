@@ -61,6 +61,10 @@ class BatchResult:
     stopped: bool = False
     quota: ProviderQuotaError | None = None
     scanned: int = 0  # the index after the last lead the scan looked at (deferred leads included)
+    # Leads whose outcome commit may have landed although this batch saw an error (an
+    # answer lost in an outage): not counted now, so the next scan counts them if done.
+    uncertain: set[str] = dataclasses.field(default_factory=set)
+    resolved: set[str] = dataclasses.field(default_factory=set)  # earlier uncertain leads scanned again
     wait: tuple[str, dt.datetime] | None = None  # (waitReason, wakeAt): nothing sendable before then
 
     def note(self, code: str, message: str, lead: dict[str, Any] | None = None) -> None:
@@ -148,6 +152,7 @@ def _fill_batch(
     )
     gate.bind(context.draft, sleep, monotonic)
     progress_at = job.get("progressAt")
+    carried = set(job.get("uncertainLeads") or [])
     reads = ControlReads(db, run_id)
     in_flight: set[concurrent.futures.Future] = set()
     started, cursor = 0, result.next_index
@@ -176,8 +181,11 @@ def _fill_batch(
                     result.note("lead_missing", f"lead {repo.lead_doc_id(index)} does not exist; skipped")
                     result.mark_done(index)
                     continue
+                if lead["id"] in carried:
+                    result.resolved.add(lead["id"])
                 if lead.get("status") != "pending" and not _requeued(job, lead):
-                    _count_leftover(result, lead, progress_at)
+                    # A lead an earlier batch was unsure of was never counted, whatever its time.
+                    _count_leftover(result, lead, progress_at, force=lead["id"] in carried)
                     result.mark_done(index)
                     continue
                 settle(lanes)
@@ -234,6 +242,7 @@ def _book(context: pipeline.RunContext, result: BatchResult, attempt: Attempt) -
                 result.attempts[lead["id"]] = error.attempts
                 _bound_attempts(result.attempts)
             result.note(error.code, f"stopped at lead {lead['id']}, which stays pending: {error.message}", lead)
+            result.uncertain.add(lead["id"])
             result.stop("firestore_unavailable")
             return
         logs.log(logger, logging.ERROR, f"unexpected error on lead {lead['id']}: {attempt.error!r}",
@@ -252,6 +261,7 @@ def _book(context: pipeline.RunContext, result: BatchResult, attempt: Attempt) -
             result.note(pipeline.IN_FLIGHT, f"will check again: {outcome.message}", lead)
         else:
             result.note("retry_later", f"will try again (attempt {outcome.attempts} failed: {outcome.message})", lead)
+        result.uncertain.add(lead["id"])
         result.stop("retry_later")
         return
     result.attempts.pop(lead["id"], None)
