@@ -73,6 +73,12 @@ def _wall_minutes(allow_24: bool):
     return check
 
 
+# A local wall time "HH:MM" opening or closing a span of hours (working hours here, a sending
+# window in shared/deliverability/models.py); only a closing time may be "24:00".
+WallStart = Annotated[str, AfterValidator(_wall_minutes(allow_24=False))]
+WallEnd = Annotated[str, AfterValidator(_wall_minutes(allow_24=True))]
+
+
 class BusyInterval(ApiModel):
     start: OffsetDateTime
     end: OffsetDateTime
@@ -87,10 +93,10 @@ class BusyInterval(ApiModel):
 
 
 class WorkingHours(ApiModel):
-    start: Annotated[str, AfterValidator(_wall_minutes(allow_24=False))] = "09:00"
+    start: WallStart = "09:00"
     # "24:00" is the end of the day; an end before the start ("22:00"-"02:00") is on
     # the next day (shared/slots.py).
-    end: Annotated[str, AfterValidator(_wall_minutes(allow_24=True))] = "17:00"
+    end: WallEnd = "17:00"
 
     @field_validator("end")
     @classmethod

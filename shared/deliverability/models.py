@@ -5,26 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import Field, StrictInt, ValidationInfo, field_validator
 
 from shared import slots
+from shared.calendar.models import WallEnd, WallStart
 from shared.models import ApiModel
-
-
-def _wall(allow_24: bool):
-    def check(value: str) -> str:
-        slots.parse_wall_minutes(value, allow_24=allow_24)  # raises ValueError with the reason
-        return value
-
-    return check
 
 
 class SendWindowIn(ApiModel):
     """Local hours a lead may be sent to, in its own zone (shared/deliverability/window.py)."""
 
-    start: Annotated[str, AfterValidator(_wall(False))]
+    start: WallStart
     # An end before the start is on the next day (22:00-02:00); "24:00" is midnight.
-    end: Annotated[str, AfterValidator(_wall(True))]
+    end: WallEnd
     days: list[Annotated[StrictInt, Field(ge=1, le=7)]] = Field(default=[1, 2, 3, 4, 5], min_length=1, max_length=7)
     fallback_time_zone: str = Field(max_length=64)
 

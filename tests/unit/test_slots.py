@@ -397,14 +397,17 @@ def searches(draw):
 
 
 def reference_slots(search: SlotQuery, busy, now) -> list[tuple[dt.datetime, dt.datetime]]:
-    """The same policy, computed the slow way: every minute of every slot is inspected."""
+    """The same policy, computed the slow way: every minute of every slot is inspected
+    (night shifts too)."""
     earliest = now + search.min_notice_minutes * MINUTE
     found = []
     day = search.first_day
     while day <= search.last_day:
         if day.isoweekday() in search.working_days:
             midnight = dt.datetime.combine(day, dt.time())
-            closes = midnight + search.work_end_minute * MINUTE
+            # Hours that end before they start end on the next day (a night shift).
+            overnight = search.work_end_minute < search.work_start_minute
+            closes = midnight + dt.timedelta(days=overnight) + search.work_end_minute * MINUTE
             wall = midnight + search.work_start_minute * MINUTE
             while wall < closes:
                 start_utc = wall.replace(tzinfo=search.zone).astimezone(UTC)
@@ -526,30 +529,6 @@ def test_night_shift_slot_may_span_midnight_but_not_the_end():
     ]
 
 
-def night_reference_slots(search: SlotQuery, busy, now) -> list[tuple[dt.datetime, dt.datetime]]:
-    """reference_slots for hours that end on the next day, walked minute by minute."""
-    earliest = now + search.min_notice_minutes * MINUTE
-    found = []
-    day = search.first_day
-    while day <= search.last_day:
-        if day.isoweekday() in search.working_days:
-            midnight = dt.datetime.combine(day, dt.time())
-            closes = midnight + dt.timedelta(days=1) + search.work_end_minute * MINUTE
-            wall = midnight + search.work_start_minute * MINUTE
-            while wall < closes:
-                start_utc = wall.replace(tzinfo=search.zone).astimezone(UTC)
-                exists = start_utc.astimezone(search.zone).replace(tzinfo=None) == wall
-                end_utc = start_utc + search.duration_minutes * MINUTE
-                minutes = (start_utc + i * MINUTE for i in range(search.duration_minutes))
-                inside = all(m.astimezone(search.zone).replace(tzinfo=None) < closes for m in minutes)
-                free = all(not (b_start < end_utc and start_utc < b_end) for b_start, b_end in busy)
-                if exists and inside and free and start_utc >= earliest:
-                    found.append((start_utc, end_utc))
-                wall += search.step_minutes * MINUTE
-        day += dt.timedelta(days=1)
-    return found[: search.max_candidates]
-
-
 @st.composite
 def night_searches(draw):
     search, busy, now = draw(searches())
@@ -568,7 +547,7 @@ def test_night_shift_properties_against_reference(case):
     search, busy, now = case
     slots = find_slots(search, busy, now)
 
-    assert [(s.start_utc, s.end_utc) for s in slots] == night_reference_slots(search, busy, now)
+    assert [(s.start_utc, s.end_utc) for s in slots] == reference_slots(search, busy, now)
     for before, after in zip(slots, slots[1:]):
         assert before.start_utc < after.start_utc
     assert len({s.start.replace(tzinfo=None) for s in slots}) == len(slots)
