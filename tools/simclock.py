@@ -101,8 +101,12 @@ def invoke(db: Any, run_id: str, token: str, handoff: str, sim: SimClock, settin
     """One worker invocation (worker.handle's steps) on the simulated clock; the next hand-off or None."""
     owner, job = worker.acquire(db, run_id, token, handoff, settings)
     deadline = sim.monotonic() + worker.time_budget(job["config"], settings)
+    # One lane: the simulated clock is one timeline, and leads in flight at once would
+    # advance it in whatever order their threads run (shared/jobs/loop.py's lanes are
+    # exercised by tests/test_jobs_concurrency.py on the real clock).
     result = worker.run_batch(
         db, run_id, job, owner, deadline, job["config"]["batchSize"], provider, sleep=sim.sleep, monotonic=sim.monotonic,
+        concurrency=1,
     )
     done = worker.checkpoint(db, run_id, owner, result, settings)
     return done.next_owner
