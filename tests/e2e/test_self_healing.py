@@ -71,13 +71,12 @@ def test_a_429_storm_on_every_hand_off_ends_in_one_mail_per_lead_without_an_oper
                 wait_for(lambda: get_job(stack.url, "bg-429")["nextIndex"] >= 40, 30, "the chain to get going")
                 # Longer than the hand-off's own retries (about 8 s of backoff): some chains break.
                 front.refuse_for(20)
-                storm_began = time.monotonic()
+                left_at_storm = TOTAL - get_job(stack.url, "bg-429")["nextIndex"]
                 wait_for(lambda: front.refused >= 5, 30, "the storm to meet the chain")
                 job = wait_for(
                     lambda: (lambda j: j if j["status"] not in ("queued", "running") else None)(get_job(stack.url, "bg-429")),
                     120, "the run to finish on its own", interval=0.5,
                 )
-                healed_after = time.monotonic() - storm_began
             finally:
                 scheduler.stop()
     finally:
@@ -86,7 +85,10 @@ def test_a_429_storm_on_every_hand_off_ends_in_one_mail_per_lead_without_an_oper
     assert job["counts"] == {"pending": 0, "sent": TOTAL, "drafted": 0, "failed": 0, "skipped": 0}
     assert not [d for d in job["diagnostics"] if d["code"] == "counts_reconciled"]
     assert_one_message_per_lead(db, "bg-429", TOTAL)
-    assert front.refused >= 5 and healed_after >= 20  # the storm really cut hand-offs off
+    # The storm really cut hand-offs off: it met the chain with leads still to go, refused
+    # them, and the sweeper had to restart the job (below). How long the run then took is
+    # the machine's business (under load the chain can be near its end when the storm comes).
+    assert front.refused >= 5 and left_at_storm > 0
     stored = repo.get_job(db, "bg-429")
     restarts = [d for d in stored["diagnostics"] if d["code"] == "sweeper_restarted"]
     assert restarts, "the retries alone rode out a 20 s storm: the sweeper was not exercised"
