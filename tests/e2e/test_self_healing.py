@@ -9,7 +9,6 @@ as Cloud Scheduler would every minute, restarts what they cannot. Nobody presses
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import requests
