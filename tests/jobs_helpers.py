@@ -72,3 +72,12 @@ def everything(db) -> list[str]:
     for collection in db.collections():
         walk(collection)
     return sorted(paths)
+
+
+def assert_error(response, status: int, field: str | None = None) -> dict:
+    """The error envelope of a Flask test-client `response` with `status`, naming `field` if given."""
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    if field is not None:
+        assert field in [d.get("field") for d in error["details"]], error
+    return error

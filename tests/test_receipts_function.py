@@ -18,6 +18,8 @@ from shared import pagination
 from shared.store import receipts as receipts_store
 from shared.store import runs as paths
 
+from tests.jobs_helpers import assert_error
+
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
 WORKER_TOKEN = "wt-5ecret-never-in-a-response-7f3a9c"
 READ_RPCS = (
@@ -145,14 +147,6 @@ def read_all(client, run_id: str, rpcs: list[str], **query) -> tuple[list[dict],
         token = body["nextPageToken"]
         if not token:
             return leads, per_page
-
-
-def assert_error(response, status: int, field: str | None = None) -> dict:
-    assert response.status_code == status, response.get_json()
-    error = response.get_json()["error"]
-    if field is not None:
-        assert field in [d.get("field") for d in error["details"]], error
-    return error
 
 
 # --- receipts -------------------------------------------------------------------------

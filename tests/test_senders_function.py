@@ -11,6 +11,8 @@ import pytest
 from shared import clock
 from shared.store import senders as repo
 
+from tests.jobs_helpers import assert_error
+
 VALID = {"email": "ops@example.com", "maxPerDay": 6, "maxPerHour": 4, "minGapSeconds": 30, "jitterSeconds": 10}
 T0 = dt.datetime(2030, 6, 3, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -18,14 +20,6 @@ T0 = dt.datetime(2030, 6, 3, 12, 0, tzinfo=dt.timezone.utc)
 @pytest.fixture
 def client(function_client):
     return function_client("senders")
-
-
-def assert_error(response, status: int, field: str | None = None) -> dict:
-    assert response.status_code == status, response.get_json()
-    error = response.get_json()["error"]
-    if field is not None:
-        assert field in [d.get("field") for d in error["details"]], error
-    return error
 
 
 def test_put_creates_then_replaces_and_get_shows_usage(client, db, monkeypatch):
