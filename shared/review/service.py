@@ -348,7 +348,8 @@ def _send_external(db: Any, run_id: str, lead: dict[str, Any], ref: Any, decisio
     except OutreachError as exc:
         # A refusal sent nothing: the draft is pending again and may be sent later. An answer
         # that never came (outcome_unknown) may have sent it: it stays `sending`, so no second
-        # send can follow, and says why.
+        # send can follow, and says why, until a later Send finds the claim stale and searches
+        # the mailbox (_stale_claim).
         status = store.SENDING if exc.code == "outcome_unknown" else store.PENDING
         ref.update({"reviewStatus": status, "lastError": exc.message, "updatedAt": clock.now()})
         return _Decision("failed", decision.version, reason=exc.message)
