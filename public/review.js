@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { scheduleForLead } from "./schedule.js";
 import { getRun } from "./state.js";
-import { $, badge, busy, clear, el, say } from "./ui.js";
+import { $, badge, busy, clear, el, formatTime, say } from "./ui.js";
 
 const PAGE_SIZE = 50;
 let runId = null;
@@ -112,6 +112,15 @@ function draftCard(draft) {
           el("button", { type: "button", class: "danger", onclick: (e) => busy(e.currentTarget, () => discard(draft), errorBox(card)) }, "Discard"),
         )
       : null,
+    // A send whose claim is older than 90 s was interrupted: Send searches the mailbox and finishes it.
+    draft.status === "sending"
+      ? el(
+          "div",
+          { class: "row wrap" },
+          el("span", { class: "muted small sending-at" }, `in flight since ${formatTime(draft.sendingAt)}`),
+          el("button", { type: "button", onclick: (e) => busy(e.currentTarget, () => approve(draft), errorBox(card)) }, "Finish sending"),
+        )
+      : null,
     el("div", { class: "alert", role: "alert", hidden: true }),
   );
   return card;
@@ -158,6 +167,10 @@ function mark(leadDocId, status) {
 
 async function approve(draft) {
   const result = await api("POST", `${base(runId)}/drafts/${encodeURIComponent(draft.leadDocId)}:send`, { body: { version: draft.version } });
+  if (result.outcome === "failed") {
+    say($("#review-status"), `Not sent to ${draft.to}: ${result.reason}`);
+    return loadDrafts(runId); // pending again, or still sending: the list says which
+  }
   mark(draft.leadDocId, result.outcome === "skipped" ? "skipped" : "sent");
   refreshCounts();
   say($("#review-status"), result.outcome === "skipped" ? `Not sent to ${draft.to}: ${result.reason}` : `Sent to ${draft.to}.`);

@@ -47,7 +47,7 @@ def send_draft(call: Call):
 )
 def discard_draft(call: Call):
     version = _optional_version(call)
-    return _with_etag(service.discard(get_db(), call.params["run_id"], call.params["lead_id"], version))
+    return _with_etag(service.discard(get_db(), call.params["run_id"], call.params["lead_id"], version, get_provider()))
 
 
 @router.route(

@@ -121,6 +121,10 @@ def provider_ids(email: OutgoingEmail, body: dict[str, Any]) -> dict[str, str]:
     return ids
 
 
+def _by_message_id(email: OutgoingEmail, sender: str) -> dict[str, str]:
+    return {"q": f"rfc822msgid:{message_id_header(email, sender)}", "includeSpamTrash": "true"}
+
+
 def certainly_unsent(exc: requests.RequestException) -> bool:
     """True when the request never left: no connection was made (refused, DNS, connect timeout)."""
     if isinstance(exc, requests.ConnectTimeout):
@@ -179,16 +183,38 @@ class GmailProvider:
         """The provider ids of this lead's message if the mailbox holds it (drafts.list for a
         draft, messages.list for a send, spam and trash included), else None."""
         kind = "drafts" if email.draft else "messages"
-        params = {"q": f"rfc822msgid:{message_id_header(email, self.sender)}", "includeSpamTrash": "true"}
+        found = (self._get(kind, _by_message_id(email, self.sender)).get(kind) or [])[:1]
+        return provider_ids(email, found[0]) if found else None
+
+    def find_sent(self, email: OutgoingEmail) -> dict[str, str] | None:
+        """Review's check of an interrupted send: the ids of this lead's message if the mailbox
+        holds it as sent, else None; TransientError when the mailbox cannot be searched.
+
+        drafts.update puts the reviewed message, with the send's Message-ID, into a draft
+        before drafts.send sends it, and messages.list lists drafts' messages too: a hit
+        counts only once Gmail labels it SENT and no longer DRAFT (messages.get, minimal)."""
+        try:
+            for hit in self._get("messages", _by_message_id(email, self.sender)).get("messages") or []:
+                labels = set(self._get(f"messages/{hit.get('id', '')}", {"format": "minimal"}).get("labelIds") or [])
+                if "SENT" in labels and "DRAFT" not in labels:
+                    return provider_ids(email, hit)
+        except _SearchFailed as exc:
+            raise TransientError(f"the mailbox could not be searched: {exc}", "provider_unreachable") from None
+        return None
+
+    def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        """A read of the mailbox (a search or one resource); _SearchFailed when nothing is known."""
         try:
             timeout = (self.timeout[0], min(self.timeout[1], SEARCH_READ_TIMEOUT))
-            response = self._request("GET", f"{self.base_url}{MAILBOX}/{kind}", params=params, timeout=timeout)
+            response = self._request("GET", f"{self.base_url}{MAILBOX}/{path}", params=params, timeout=timeout)
         except (_Ambiguous, OutreachError) as exc:
             raise _SearchFailed(str(exc)) from None
         if response.status_code >= 400:  # throttled, down, or a scope missing: nothing is known
             raise _SearchFailed(error_from_response(response).message)
-        found = (response.json().get(kind) or [])[:1]
-        return provider_ids(email, found[0]) if found else None
+        try:
+            return response.json()
+        except ValueError:
+            raise _SearchFailed("the mailbox answered something other than JSON") from None
 
     def _resolve(self, email: OutgoingEmail, error: OutreachError) -> dict[str, str]:
         """After a failure that may have sent: adopt the earlier send, or say nothing went out."""

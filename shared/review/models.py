@@ -61,6 +61,9 @@ class Draft(ApiModel):
     status: Literal["pending", "sending", "sent", "discarded", "skipped"]
     lead: DraftLead
     updated_at: str | None = None
+    sending_at: str | None = Field(default=None, description=(
+        "While `sending`: when the send claimed the draft. A claim older than 90 s belongs to a send that was "
+        "interrupted or never heard back; Send (or Discard) settles it by searching the mailbox."))
 
 
 class DraftList(ApiModel):

@@ -8,7 +8,8 @@ receipt (with the sent content's SHA-256 and the draft version), the lead's stat
 the consent guard (shared/consent/gate.py). An edit that lands first makes it read and
 send again, so what leaves is always the current version; a concurrent send finds the
 draft already sent. With an external provider (Gmail) the draft is first claimed as
-`sending` in such a commit, then sent with drafts.send, then recorded.
+`sending` in such a commit, then sent with drafts.send, then recorded; a claim older
+than the pipeline's in-flight bound is settled by searching the mailbox for the message.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from google.cloud import firestore
 
 from shared import clock, ids, pagination
 from shared.consent import gate
-from shared.errors import Conflict, InvalidArgument, NotFound, field_error
+from shared.errors import Conflict, InvalidArgument, NotFound, Unavailable, field_error
 from shared.outreach.errors import OutreachError
 from shared.outreach.providers import OutgoingEmail, Provider
 from shared.review.models import BulkSendResult, Draft, DraftLead, DraftList, RetryResult, SendOutcome
@@ -33,6 +34,8 @@ from shared.store import runs
 from shared.store.client import write_if_unchanged
 
 SEND_ATTEMPTS = 5
+STALE = "stale"  # a _Decision: the draft's `sending` claim is past the in-flight bound
+MAILBOX_RETRY_SECONDS = 10
 
 
 def _scope(run_id: str) -> str:
@@ -51,6 +54,7 @@ def to_view(run_id: str, lead: dict[str, Any], draft: dict[str, Any]) -> Draft:
             time_zone=str(lead.get("timeZone", "")),
         ),
         updated_at=clock.rfc3339(draft.get("updatedAt") or draft.get("createdAt")),
+        sending_at=clock.rfc3339(draft.get("sendingAt")) if draft.get("reviewStatus") == store.SENDING else None,
     )
 
 
@@ -181,16 +185,28 @@ class _Decision:
     reason: str | None = None
     email: OutgoingEmail | None = None
     draft: dict[str, Any] | None = None
+    seen: Any = None  # STALE: the update time of the draft as the claim was found
 
 
 def send(db: Any, run_id: str, lead_id: str, expected: int | None, provider: Provider) -> SendOutcome:
     """Sends the draft's current version once; a repeated call answers `already_sent`."""
     lead, ref = _lead_and_ref(db, run_id, lead_id)
+    unsent = None  # the update time of a stale claim the mailbox showed never left: the next _decide re-takes it
     for _ in range(SEND_ATTEMPTS):
         try:
-            decision = write_if_unchanged(db, ref, lambda s, b, u: _decide(db, run_id, lead, ref, s, b, u, expected, provider))
+            decision = write_if_unchanged(
+                db, ref, lambda s, b, u: _decide(db, run_id, lead, ref, s, b, u, expected, provider, unsent))
         except gexc.AlreadyExists:
             continue  # the outbox document (another send won) or a contact record: read again
+        if decision.outcome == STALE:
+            found = _left_earlier(run_id, lead, decision, provider)
+            if found is None:
+                unsent = decision.seen
+                continue
+            adopted = _adopt(db, run_id, lead, ref, decision, provider, found)
+            if adopted is None:
+                continue  # the claim changed while the mailbox was searched: read again
+            decision = adopted
         if decision.outcome == store.SENDING:
             decision = _send_external(db, run_id, lead, ref, decision, provider)
         return SendOutcome(lead_doc_id=lead_id, outcome=decision.outcome, version=decision.version,
@@ -200,7 +216,7 @@ def send(db: Any, run_id: str, lead_id: str, expected: int | None, provider: Pro
 
 def _decide(
     db: Any, run_id: str, lead: dict[str, Any], ref: Any, snapshot: Any, batch: Any, unchanged: Any,
-    expected: int | None, provider: Provider,
+    expected: int | None, provider: Provider, unsent: Any = None,
 ) -> _Decision:
     if not snapshot.exists:
         raise NotFound(f"lead {lead['id']} has no draft")
@@ -208,9 +224,10 @@ def _decide(
     status = draft.get("reviewStatus") or store.PENDING
     if status == store.SENT:
         return _Decision("already_sent", draft.get("sentVersion"), draft.get("sentSha256"))
-    if status == store.SENDING:
-        raise Conflict("the draft is being sent right now", [{"field": "status", "status": status}])
-    if status != store.PENDING:
+    retake = status == store.SENDING and unsent is not None and snapshot.update_time == unsent
+    if status == store.SENDING and not retake:
+        return _stale_claim(snapshot, draft)
+    if status not in (store.PENDING, store.SENDING):
         raise Conflict(f"the draft is {status}", [{"field": "status", "status": status}])
     version = _check_version(draft, expected)
     now = clock.now()
@@ -218,18 +235,71 @@ def _decide(
     if contact.skip_reason:
         _queue_skip(db, batch, run_id, lead, ref, unchanged, contact, provider)
         return _Decision("skipped", version, reason=contact.skip_reason)
-    token = gate.new_token()
+    # A re-taken claim keeps its token: its document was created with the claim.
+    token = draft.get("unsubscribeToken") if retake else None
+    if not token:
+        token = gate.new_token()
+        gate.queue_token(db, batch, token, draft["to"], lead, run_id)
     email = _outgoing(run_id, lead["id"], draft, token)
     sha = content_sha256(email)
-    gate.queue_token(db, batch, token, email.to, lead, run_id)
     if provider.external:
         contact.queue_guard(db, batch, None)
-        batch.update(ref, {"reviewStatus": store.SENDING, "sendingVersion": version, "updatedAt": now}, option=unchanged)
+        # What the claim records rebuilds the very message it sends (_left_earlier).
+        claim = {"reviewStatus": store.SENDING, "sendingVersion": version, "sendingAt": now, "unsubscribeToken": token}
+        batch.update(ref, {**claim, "updatedAt": now}, option=unchanged)
         return _Decision(store.SENDING, version, sha, email=email, draft=draft)
     contact.queue_guard(db, batch, {"runId": run_id, "leadDocId": lead["id"]})
     provider_ids = provider.deliver(db, batch, email)
     _queue_sent(db, batch, run_id, lead, ref, unchanged, provider, version, sha, email, provider_ids)
     return _Decision("sent", version, sha)
+
+
+def _stale_claim(snapshot: Any, draft: dict[str, Any]) -> _Decision:
+    """A `sending` claim: younger than the pipeline's in-flight bound, a send is waiting for
+    Gmail's answer (409); older, that send was interrupted or its answer never came (STALE)."""
+    from shared.outreach.pipeline import CLAIM_IN_FLIGHT_SECONDS
+
+    since = draft.get("sendingAt")
+    if since is not None and (clock.now() - since).total_seconds() < CLAIM_IN_FLIGHT_SECONDS:
+        raise Conflict(f"the draft is being sent right now (since {clock.rfc3339(since)}); try again in a minute",
+                       [{"field": "status", "status": store.SENDING, "sendingAt": clock.rfc3339(since)}])
+    version = int(draft.get("sendingVersion") or draft.get("version") or 1)
+    return _Decision(STALE, version, draft=draft, seen=snapshot.update_time)
+
+
+def _left_earlier(run_id: str, lead: dict[str, Any], stale: _Decision, provider: Provider) -> dict[str, str] | None:
+    """The provider ids of the stale claim's message if the mailbox holds it as sent, else None.
+    The search cannot answer: Unavailable (503), and the draft stays `sending`."""
+    find_sent = getattr(provider, "find_sent", None)
+    if find_sent is None:
+        raise Conflict("the draft was claimed by a send through a provider this service cannot search: "
+                       "check the Sent folder", [{"field": "status", "status": store.SENDING}])
+    draft = stale.draft or {}
+    try:
+        return find_sent(_outgoing(run_id, lead["id"], draft, draft.get("unsubscribeToken") or ""))
+    except OutreachError as exc:
+        raise Unavailable(f"an earlier send of this draft was interrupted and {exc.message}; it stays sending: "
+                          "try again", MAILBOX_RETRY_SECONDS) from None
+
+
+def _adopt(db: Any, run_id: str, lead: dict[str, Any], ref: Any, stale: _Decision, provider: Provider,
+           provider_ids: dict[str, str]) -> _Decision | None:
+    """Records the stale claim's message, found in the mailbox, as a send records it: one commit,
+    only if the claim is still the one searched for (None when it changed)."""
+
+    def apply(snapshot: Any, batch: Any, unchanged: Any) -> _Decision | None:
+        if not snapshot.exists or snapshot.update_time != stale.seen:
+            return None
+        draft = snapshot.to_dict()
+        email = _outgoing(run_id, lead["id"], draft, draft.get("unsubscribeToken") or "")
+        version, sha = stale.version or 1, content_sha256(email)
+        ids = {**provider_ids, "gmailDraftId": str(draft.get("gmailDraftId") or "")}
+        # adoptedFromMailbox: this receipt was written after a search found the message, not from Gmail's answer.
+        _queue_sent(db, batch, run_id, lead, ref, unchanged, provider, version, sha, email, ids, adoptedFromMailbox=True)
+        gate.queue_sent(db, batch, email.to, {"runId": run_id, "leadDocId": lead["id"]})
+        return _Decision("already_sent", version, sha, reason="an earlier send was interrupted; the mailbox shows it left")
+
+    return write_if_unchanged(db, ref, apply)
 
 
 def _contact_window(db: Any, run_id: str) -> int | None:
@@ -240,7 +310,7 @@ def _contact_window(db: Any, run_id: str) -> int | None:
 
 def _queue_sent(
     db: Any, batch: Any, run_id: str, lead: dict[str, Any], ref: Any, option: Any, provider: Provider,
-    version: int, sha: str, email: OutgoingEmail, provider_ids: dict[str, str],
+    version: int, sha: str, email: OutgoingEmail, provider_ids: dict[str, str], **receipt: Any,
 ) -> None:
     now = clock.now()
     draft_update = {"reviewStatus": store.SENT, "sentVersion": version, "sentSha256": sha, "sentAt": now, "updatedAt": now}
@@ -250,7 +320,7 @@ def _queue_sent(
         batch.update(ref, draft_update)
     batch.set(runs.action_ref(db, run_id, lead["id"], store.SEND_STEP), _receipt(
         run_id, lead, provider, "sent", summary=f"sent to {email.to} after review: {email.subject}"[:300],
-        providerIds=provider_ids, contentSha256=sha, draftVersion=version,
+        providerIds=provider_ids, contentSha256=sha, draftVersion=version, **receipt,
     ))
     batch.update(runs.lead_ref(db, run_id, lead["id"]), _lead_update("sent", lead))
     store.queue_counts(db, batch, run_id, "drafted", "sent")
@@ -278,7 +348,8 @@ def _send_external(db: Any, run_id: str, lead: dict[str, Any], ref: Any, decisio
     except OutreachError as exc:
         # A refusal sent nothing: the draft is pending again and may be sent later. An answer
         # that never came (outcome_unknown) may have sent it: it stays `sending`, so no second
-        # send can follow, and says why.
+        # send can follow, and says why, until a later Send finds the claim stale and searches
+        # the mailbox (_stale_claim).
         status = store.SENDING if exc.code == "outcome_unknown" else store.PENDING
         ref.update({"reviewStatus": status, "lastError": exc.message, "updatedAt": clock.now()})
         return _Decision("failed", decision.version, reason=exc.message)
@@ -301,12 +372,19 @@ def queue_review_copy(db: Any, batch: Any, email: OutgoingEmail, provider_ids: d
     })
 
 
-def discard(db: Any, run_id: str, lead_id: str, expected: int | None) -> Draft:
-    """The draft will not be sent: the lead ends `skipped` (reason `discarded`)."""
+def discard(db: Any, run_id: str, lead_id: str, expected: int | None, provider: Provider | None = None) -> Draft:
+    """The draft will not be sent: the lead ends `skipped` (reason `discarded`). A stale
+    `sending` claim is settled first: a message the mailbox shows sent is recorded `sent`
+    and cannot be discarded (409); one that never left is discarded."""
     lead, ref = _lead_and_ref(db, run_id, lead_id)
+    unsent = None  # the update time of a stale claim the mailbox showed never left
 
-    def apply(snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any]:
-        draft = _pending(snapshot, lead_id)
+    def apply(snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any] | _Decision:
+        current = snapshot.to_dict() if snapshot.exists else {}
+        settled = unsent is not None and snapshot.update_time == unsent
+        if current.get("reviewStatus") == store.SENDING and not settled:
+            return _stale_claim(snapshot, current)
+        draft = current if settled else _pending(snapshot, lead_id)
         _check_version(draft, expected)
         changed = {"reviewStatus": store.DISCARDED, "updatedAt": clock.now()}
         batch.update(ref, changed, option=unchanged)
@@ -314,7 +392,17 @@ def discard(db: Any, run_id: str, lead_id: str, expected: int | None) -> Draft:
         store.queue_counts(db, batch, run_id, "drafted", "skipped")
         return {**draft, **changed}
 
-    return to_view(run_id, lead, write_if_unchanged(db, ref, apply))
+    for _ in range(SEND_ATTEMPTS):
+        result = write_if_unchanged(db, ref, apply)
+        if not isinstance(result, _Decision):
+            return to_view(run_id, lead, result)
+        found = _left_earlier(run_id, lead, result, provider)
+        if found is None:
+            unsent = result.seen
+        elif _adopt(db, run_id, lead, ref, result, provider, found) is not None:
+            raise Conflict("the message had already left (the mailbox holds it): it is now recorded sent and cannot "
+                           "be discarded", [{"field": "status", "status": store.SENT}])
+    raise Conflict("the draft kept changing while it was being discarded; try again")
 
 
 def send_many(db: Any, run_id: str, lead_ids: list[str], provider: Provider) -> BulkSendResult:
@@ -327,6 +415,8 @@ def send_many(db: Any, run_id: str, lead_ids: list[str], provider: Provider) -> 
             results.append(SendOutcome(lead_doc_id=lead_id, outcome="not_found", reason=exc.message))
         except Conflict as exc:
             results.append(SendOutcome(lead_doc_id=lead_id, outcome="conflict", reason=exc.message))
+        except Unavailable as exc:  # a stale claim's mailbox search: this lead stays `sending`
+            results.append(SendOutcome(lead_doc_id=lead_id, outcome="failed", reason=exc.message))
     return BulkSendResult(results=results)
 
 

@@ -50,6 +50,23 @@ def test_review_edit_approve_discard_and_approve_many(open_page, stack, db, scre
     assert not page.watch.console_errors, page.watch.console_errors
 
 
+def test_review_shows_a_draft_in_flight_and_refuses_to_send_it_twice(open_page, stack, db):
+    from shared import clock
+    from shared.store import review as store
+
+    template = make_template(stack, draft_first=True, name="In flight")
+    start_via_api(stack, "browser-inflight", template["id"], 1)
+    # A Gmail send's claim, seconds old (the stack's provider is the mail collection; the screen is the same).
+    store.draft_ref(db, "browser-inflight", "lead-000000").update({"reviewStatus": "sending", "sendingAt": clock.now()})
+    page = open_page("/?run=browser-inflight#review")
+    card = page.locator("#drafts article")
+    expect(card).to_have_attribute("data-status", "sending")
+    expect(card.locator(".sending-at")).to_contain_text("in flight since")
+    card.get_by_role("button", name="Finish sending").click()
+    expect(card.get_by_role("alert")).to_contain_text("being sent right now")
+    assert mails(db) == []
+
+
 def test_suppressions_add_search_remove_and_import(page, stack, db, screenshot):
     page.get_by_role("tab", name="Suppressions").click()
     expect(page.locator("#suppress-empty")).to_be_visible()
