@@ -106,7 +106,7 @@ def main() -> int:
     logging.disable(logging.INFO)
     target = localstack.emulator_from_env_or_start(PROJECT, LOG_DIR / "firestore.log")
     try:
-        from shared.jobs import models, service
+        from shared.jobs import bodies, service
         from shared.settings import get_settings
         from shared.store import runs as repo
         from shared.store import senders as senders_repo
@@ -133,7 +133,7 @@ def main() -> int:
             request = {"action": "start", "mode": "background", "leads": leads, "config": {
                 "templateId": "bench", "batchSize": 100, "senderId": sender_id, "sendWindow": WINDOW}}
             captured = []
-            service.post(db, run_id, models.parse_request(request), dispatcher=lambda *call: captured.append(call) or True)
+            service.post(db, run_id, bodies.parse_request(request), dispatcher=lambda *call: captured.append(call) or True)
             handoffs += captured
             run_ids.append(run_id)
         counter = WriteCounter()

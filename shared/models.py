@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared import slots
 from shared.errors import InvalidArgument
 from shared.ids import ID_PATTERN, is_valid_id
 
@@ -31,6 +32,7 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         str_strip_whitespace=False,
+        defer_build=True,
     )
 
     NULL_IS_ABSENT: ClassVar[bool] = True
@@ -82,6 +84,20 @@ def _check_id(value: str) -> str:
 
 
 ResourceId = Annotated[str, AfterValidator(_check_id)]
+
+
+def _wall_minutes(allow_24: bool):
+    def check(value: str) -> str:
+        slots.parse_wall_minutes(value, allow_24=allow_24)  # raises ValueError with the reason
+        return value
+
+    return check
+
+
+# A local wall time "HH:MM" opening or closing a span of hours (a calendar's working hours,
+# a run's sending window); only a closing time may be "24:00".
+WallStart = Annotated[str, AfterValidator(_wall_minutes(allow_24=False))]
+WallEnd = Annotated[str, AfterValidator(_wall_minutes(allow_24=True))]
 
 
 def validate_model(model: type[M], data: Any) -> M:

@@ -1,18 +1,21 @@
 """Every environment variable the functions read, validated once per instance.
 
-The README's "Configuration" table documents each field; keep the two in step.
+The README's "Configuration" table documents each field; keep the two in step. Each
+field is read from the environment variable of its name in upper case (AUTH_MODE for
+`auth_mode`) and validated by pydantic. Plain pydantic, not pydantic-settings: reading
+flat variables needs nothing more, and pydantic-settings (its dotenv, CLI and secrets
+sources) added ~25 ms to every cold start (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Literal
+import os
+from typing import Literal, Mapping
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CommaList = Annotated[tuple[str, ...], NoDecode]
+CommaList = tuple[str, ...]  # "a, b,c" in the environment
 
 
 def _split_commas(value: object) -> object:
@@ -21,8 +24,8 @@ def _split_commas(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     google_cloud_project: str = "demo-mission-control"
     region: str = "us-central1"
@@ -81,7 +84,13 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         return self.auth_mode != "off"
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
+        """The fields whose variables are set; the rest keep their defaults. A value
+        pydantic refuses raises ValidationError naming the field, at the first request."""
+        return cls.model_validate({name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ})
+
 
 @functools.cache
 def get_settings() -> Settings:
-    return Settings()
+    return Settings.from_env()

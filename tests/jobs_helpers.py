@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.jobs import models, service
+from shared.jobs import bodies, service
 from shared.store import runs as repo
 
 SUBJECT = "Hi {{firstName}}"
@@ -43,7 +43,7 @@ class Captured:
 
 def start_background(db, run_id: str, leads, **config: Any) -> Captured:
     captured = Captured()
-    service.post(db, run_id, models.parse_request(start_request(leads, **config)), dispatcher=captured)
+    service.post(db, run_id, bodies.parse_request(start_request(leads, **config)), dispatcher=captured)
     return captured
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from shared.consent import gate, keys, service as consent
 from shared.consent.models import SuppressionCreate
-from shared.jobs import models, service
-from shared.jobs.models import LeadIn
+from shared.jobs import bodies, service
+from shared.jobs.bodies import LeadIn
 from shared.outreach import gmail, pipeline
 from shared.outreach.providers import MailCollectionProvider
 from shared.store import runs as repo
@@ -212,7 +212,7 @@ def test_a_run_counts_skipped_leads_and_still_completes(db):
     make_template(db)
     suppress(db, email="lead1@example.com")
     body = start_request(make_leads(3), mode="foreground", skipIfContactedWithinDays=7)
-    reply = service.post(db, "run-fg", models.parse_request(body))
+    reply = service.post(db, "run-fg", bodies.parse_request(body))
     job = reply.response.job
     assert job.status == "completed" and job.counts.skipped == 1 and job.counts.sent == 2
     assert job.config.skip_if_contacted_within_days == 7
@@ -226,5 +226,5 @@ def test_bad_contact_window_is_400(days):
     from shared.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument) as raised:
-        models.parse_request(start_request(make_leads(1), skipIfContactedWithinDays=days))
+        bodies.parse_request(start_request(make_leads(1), skipIfContactedWithinDays=days))
     assert raised.value.details[0]["field"] == "config.skipIfContactedWithinDays"

@@ -15,7 +15,7 @@ from shared.settings import get_settings
 from shared.store import runs as repo
 from shared.store import senders as senders_repo
 from tests.jobs_helpers import Captured, all_leads, docs, job, make_leads, make_template, start_request
-from shared.jobs import models, service
+from shared.jobs import bodies, service
 from tools.simclock import RecordingProvider, SimClock, drive
 
 UTC = dt.timezone.utc
@@ -59,7 +59,7 @@ def test_three_runs_sharing_a_sender_through_a_dst_weekend(db, sim):
         leads = [{**lead, "timeZone": ZONES[i % len(ZONES)]} for i, lead in enumerate(make_leads(count))]
         captured = Captured()
         request = start_request(leads, senderId="box", sendWindow=window, batchSize=5)
-        service.post(db, run_id, models.parse_request(request), dispatcher=captured)
+        service.post(db, run_id, bodies.parse_request(request), dispatcher=captured)
         handoffs += captured.calls
     provider = RecordingProvider(sim)
     stats = drive(db, handoffs, sim, get_settings(), provider, START + dt.timedelta(days=5), list(RUNS))

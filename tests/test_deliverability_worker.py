@@ -11,7 +11,7 @@ import pytest
 
 from shared.deliverability import wake
 from shared import auth
-from shared.jobs import models, service, worker
+from shared.jobs import bodies, service, worker
 from shared.outreach.errors import ProviderQuotaError
 from shared.receipts import service as receipts
 from shared.settings import get_settings
@@ -44,7 +44,7 @@ def sender(db, **settings):
 
 def start(db, run_id, leads, **config):
     captured = Captured()
-    service.post(db, run_id, models.parse_request(start_request(leads, **config)), dispatcher=captured)
+    service.post(db, run_id, bodies.parse_request(start_request(leads, **config)), dispatcher=captured)
     return captured
 
 
@@ -220,7 +220,7 @@ def test_pause_resume_and_cancel_work_on_a_waiting_job(db, sim):
 
     def control(action):
         dispatched = Captured()
-        service.post(db, "r1", models.parse_request({"action": action}), dispatcher=dispatched)
+        service.post(db, "r1", bodies.parse_request({"action": action}), dispatcher=dispatched)
         return dispatched
 
     control("pause")
@@ -274,7 +274,7 @@ def test_start_refuses_a_bad_window(db, window, field):
     from shared.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument) as caught:
-        models.parse_request(start_request(make_leads(1), sendWindow=window))
+        bodies.parse_request(start_request(make_leads(1), sendWindow=window))
     assert field in [d.get("field") for d in caught.value.details]
 
 
@@ -286,7 +286,7 @@ def test_start_refuses_an_unknown_sender_and_writes_nothing(db):
     assert "config.senderId" in [d.get("field") for d in caught.value.details]
     assert job(db, "r1") is None
     with pytest.raises(InvalidArgument):
-        models.parse_request(start_request(make_leads(1), senderId="a/b"))
+        bodies.parse_request(start_request(make_leads(1), senderId="a/b"))
 
 
 def test_wake_and_hand_off_dispatches_the_woken_lease_once(db, sim):
@@ -313,7 +313,7 @@ def test_a_failed_wake_dispatch_is_noted_on_the_job(db, sim):
 
 
 def test_a_foreground_run_that_must_wait_continues_in_the_background(db, sim):
-    service.post(db, "r1", models.parse_request(start_request(
+    service.post(db, "r1", bodies.parse_request(start_request(
         zoned(["America/New_York", "Europe/Berlin"]), mode="foreground", sendWindow=WINDOW)), dispatcher=Captured())
     current = job(db, "r1")
     assert (current["status"], current["waitReason"], current["counts"]["sent"]) == ("waiting", "window_closed", 1)

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from shared.jobs import service
-from shared.jobs.models import LeadIn
+from shared.jobs.bodies import LeadIn
 from shared.outreach import gmail, pipeline
 from shared.retry import Policy
 from shared.store import runs as repo

@@ -9,7 +9,7 @@ import time
 import pytest
 from google.api_core import exceptions as gexc
 
-from shared.jobs import lease, loop, models, service, worker
+from shared.jobs import bodies, lease, loop, models, service, worker
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
 from shared.store import runs as repo
@@ -74,7 +74,7 @@ def test_pause_stops_within_the_leads_in_flight_and_next_index_is_a_done_prefix(
     class PauseAt(Slow):
         def deliver(self, db_, batch, email):
             if email.lead_id == repo.lead_doc_id(5):
-                service.post(db, RUN, models.parse_request({"action": "pause"}), dispatcher=Captured())
+                service.post(db, RUN, bodies.parse_request({"action": "pause"}), dispatcher=Captured())
             return super().deliver(db_, batch, email)
 
     (result,) = follow(db, captured, PauseAt())
@@ -85,7 +85,7 @@ def test_pause_stops_within_the_leads_in_flight_and_next_index_is_a_done_prefix(
     assert all(lead["status"] == "sent" for lead in leads[: paused["nextIndex"]])
     assert paused["counts"]["sent"] == len(docs(db, "mail")) == result.processed
     resumed = Captured()
-    service.post(db, RUN, models.parse_request({"action": "resume"}), dispatcher=resumed)
+    service.post(db, RUN, bodies.parse_request({"action": "resume"}), dispatcher=resumed)
     follow(db, resumed)
     assert_exact(db, 20)
 
@@ -124,7 +124,7 @@ def test_a_worker_killed_with_leads_in_flight_loses_and_duplicates_nothing(db, c
         assert time.monotonic() < deadline
         time.sleep(0.2)
     resumed = Captured()
-    service.post(db, RUN, models.parse_request({"action": "resume"}), dispatcher=resumed)
+    service.post(db, RUN, bodies.parse_request({"action": "resume"}), dispatcher=resumed)
     follow(db, resumed)
     assert_exact(db, 16)
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from shared import clock
-from shared.jobs import models, service, sweeper, worker
+from shared.jobs import bodies, service, sweeper, worker
 from shared.settings import get_settings
 from shared.store import job_writes
 from shared.store import runs as repo
@@ -61,14 +61,14 @@ def test_an_identical_start_racing_never_resets_a_lead_the_first_start_processed
 
     monkeypatch.setattr(job_writes, "claim_start", claim)
     def start_a():
-        service.post(db, RUN, models.parse_request(body), dispatcher=first)
+        service.post(db, RUN, bodies.parse_request(body), dispatcher=first)
         a_answered.set()
 
     a = threading.Thread(name="start-a", target=start_a)
     a.start()
     assert a_wrote_leads.wait(10)
     second = Captured()
-    b = threading.Thread(name="start-b", target=lambda: service.post(db, RUN, models.parse_request(body), dispatcher=second))
+    b = threading.Thread(name="start-b", target=lambda: service.post(db, RUN, bodies.parse_request(body), dispatcher=second))
     b.start()
     b.join(30)
     a.join(30)
@@ -98,7 +98,7 @@ def test_a_retry_resets_its_failed_leads_in_the_jobs_own_commit(db, monkeypatch)
 
     monkeypatch.setattr(repo, "update_leads", crash)  # any write after the job's commit is lost
     retried = Captured()
-    service.post(db, RUN, models.parse_request({"action": "retry"}), dispatcher=retried)
+    service.post(db, RUN, bodies.parse_request({"action": "retry"}), dispatcher=retried)
     counts = job(db, RUN)["counts"]
     statuses = [lead["status"] for lead in all_leads(db, RUN)]
     assert counts["pending"] == statuses.count("pending") == 2 and counts["failed"] == statuses.count("failed") == 0
@@ -117,7 +117,7 @@ def test_a_retry_too_large_for_one_commit_is_reconciled_by_the_worker(db, monkey
     monkeypatch.setattr(repo, "update_leads", crash)
     retried = Captured()
     with pytest.raises(RuntimeError):
-        service.post(db, RUN, models.parse_request({"action": "retry"}), dispatcher=retried)
+        service.post(db, RUN, bodies.parse_request({"action": "retry"}), dispatcher=retried)
     assert [lead["status"] for lead in all_leads(db, RUN)].count("failed") == 2  # the crash left them failed
     assert job(db, RUN)["status"] == "running"
     # Nobody was invoked (the crash came first): the sweeper restarts the chain once its lease lapses.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.jobs import models
+from shared.jobs import bodies
 from tests.jobs_helpers import docs, everything, make_leads, make_template, start_background, start_request
 
 RUN = "run-f"
@@ -67,7 +67,7 @@ def test_bad_requests_get_their_4xx_and_write_nothing(client, db, body, status, 
 
 def test_too_many_leads_is_400_before_anything_is_written(client, db):
     before = everything(db)
-    response = client.post(URL, json=start_request([{"email": "a@x.io"}] * (models.MAX_LEADS + 1)))
+    response = client.post(URL, json=start_request([{"email": "a@x.io"}] * (bodies.MAX_LEADS + 1)))
     assert response.status_code == 400 and "leads" in error_fields(response)
     assert everything(db) == before
 

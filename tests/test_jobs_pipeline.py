@@ -12,7 +12,7 @@ from google.api_core import exceptions as gexc
 
 from shared import clock
 from shared.jobs import service
-from shared.jobs.models import LeadIn
+from shared.jobs.bodies import LeadIn
 from shared.outreach import pipeline
 from shared.outreach.errors import PermanentError, TransientError
 from shared.outreach.providers import MailCollectionProvider

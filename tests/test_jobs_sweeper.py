@@ -9,7 +9,7 @@ import time
 import pytest
 
 from shared import auth
-from shared.jobs import models, service, sweeper
+from shared.jobs import bodies, service, sweeper
 from shared.settings import get_settings
 from shared.store import client as store_client
 from shared.store import job_writes
@@ -30,7 +30,7 @@ def template(db, configure):
 
 def broken_chain(db, run_id: str = RUN, leads: int = 4) -> None:
     """A started run whose first hand-off never arrived, once its lease (1 s + 1 s grace) lapsed."""
-    service.post(db, run_id, models.parse_request(start_request(make_leads(leads))), dispatcher=lambda *call: False)
+    service.post(db, run_id, bodies.parse_request(start_request(make_leads(leads))), dispatcher=lambda *call: False)
     wait_stalled(db, run_id)
 
 
@@ -67,9 +67,9 @@ def test_a_stalled_job_is_restarted_with_a_new_token_and_finishes(db):
 
 def test_a_healthy_paused_or_finished_job_is_left_alone(db, configure):
     configure(WORKER_LEASE_SECONDS="60", WORKER_LEAD_CONCURRENCY="1")
-    service.post(db, RUN, models.parse_request(start_request(make_leads(2))), dispatcher=Captured())
-    service.post(db, "run-paused", models.parse_request(start_request(make_leads(2))), dispatcher=Captured())
-    service.post(db, "run-paused", models.parse_request({"action": "pause"}), dispatcher=Captured())
+    service.post(db, RUN, bodies.parse_request(start_request(make_leads(2))), dispatcher=Captured())
+    service.post(db, "run-paused", bodies.parse_request(start_request(make_leads(2))), dispatcher=Captured())
+    service.post(db, "run-paused", bodies.parse_request({"action": "pause"}), dispatcher=Captured())
     captured = Captured()
     answer = sweeper.sweep(db, get_settings(), captured)
     assert answer.resumed == [] and answer.checked == 1 and captured.calls == []

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from shared.errors import Conflict, PermissionDenied, Unauthenticated
-from shared.jobs import checkpoint, lease, loop, models, service, worker
+from shared.jobs import bodies, checkpoint, lease, loop, models, service, worker
 from shared.outreach.errors import TransientError
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
@@ -54,7 +54,7 @@ class Hook(MailCollectionProvider):
 
 
 def control(db, action, dispatcher=None):
-    return service.post(db, RUN, models.parse_request({"action": action}), dispatcher=dispatcher or Captured())
+    return service.post(db, RUN, bodies.parse_request({"action": action}), dispatcher=dispatcher or Captured())
 
 
 @pytest.fixture(autouse=True)
@@ -245,7 +245,7 @@ def test_a_lead_that_keeps_failing_transiently_fails_alone(db):
 
 def test_a_broken_chain_is_reported_stalled_and_resume_restarts_it(db, configure):
     configure(WORKER_LEASE_SECONDS="1")
-    service.post(db, RUN, models.parse_request(start_request(make_leads(4))), dispatcher=lambda *call: False)
+    service.post(db, RUN, bodies.parse_request(start_request(make_leads(4))), dispatcher=lambda *call: False)
     assert job(db, RUN)["diagnostics"][-1]["code"] == "dispatch_failed"
     assert not service.status(db, RUN).job.stalled
     time.sleep(2.1)  # the lease (1 s) plus the grace (1 s)
@@ -257,11 +257,11 @@ def test_a_broken_chain_is_reported_stalled_and_resume_restarts_it(db, configure
 
 
 def test_the_largest_run_is_created_whole(db):
-    captured = start_background(db, RUN, [{"email": f"l{i}@example.com"} for i in range(models.MAX_LEADS)])
+    captured = start_background(db, RUN, [{"email": f"l{i}@example.com"} for i in range(bodies.MAX_LEADS)])
     assert len(captured.calls) == 1
     run = repo.get_run(db, RUN)
-    assert run["totalLeads"] == models.MAX_LEADS and run["counts"]["pending"] == models.MAX_LEADS
-    assert repo.count_leads(db, RUN)["pending"] == models.MAX_LEADS
+    assert run["totalLeads"] == bodies.MAX_LEADS and run["counts"]["pending"] == bodies.MAX_LEADS
+    assert repo.count_leads(db, RUN)["pending"] == bodies.MAX_LEADS
     assert repo.get_lead(db, RUN, "lead-009999")["index"] == 9999
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 from shared.errors import Conflict
-from shared.jobs.models import LeadIn
+from shared.jobs.bodies import LeadIn
 from shared.jobs import service as jobs
 from shared.outreach import pipeline
 from shared.review import service as review

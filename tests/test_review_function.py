@@ -11,7 +11,7 @@ import pytest
 
 from shared.consent import service as consent
 from shared.consent.models import SuppressionCreate
-from shared.jobs import models, service as jobs
+from shared.jobs import bodies, service as jobs
 from shared.review import service as review
 from shared.store import runs as repo
 from tests.jobs_helpers import Captured, all_leads, docs, make_leads, make_template, start_request
@@ -28,7 +28,7 @@ def client(function_client):
 def drafted(db):
     """A finished foreground run of 3 leads whose template drafts first."""
     make_template(db, draft_first=True)
-    jobs.post(db, RUN, models.parse_request(start_request(make_leads(3), mode="foreground")))
+    jobs.post(db, RUN, bodies.parse_request(start_request(make_leads(3), mode="foreground")))
     assert [lead["status"] for lead in all_leads(db, RUN)] == ["drafted"] * 3
     return RUN
 
@@ -186,7 +186,7 @@ def test_retry_requeues_one_failed_lead_and_restarts_the_ended_job(db):
     make_template(db)
     leads = make_leads(3)
     leads[0]["email"], leads[2]["email"] = "broken-0", "broken-2"
-    jobs.post(db, "run-r", models.parse_request(start_request(leads, mode="foreground")))
+    jobs.post(db, "run-r", bodies.parse_request(start_request(leads, mode="foreground")))
     assert repo.get_job(db, "run-r")["status"] == "completed_with_errors"
     captured = Captured()
     result = review.retry_lead(db, "run-r", "lead-000002", dispatcher=captured)
@@ -205,8 +205,8 @@ def test_retry_of_a_lead_that_did_not_fail_is_409(client, db, drafted):
 
 def test_a_reviewed_send_honours_the_runs_contact_window(client, db):
     make_template(db, draft_first=True)
-    jobs.post(db, RUN, models.parse_request(start_request(make_leads(2), mode="foreground", skipIfContactedWithinDays=7)))
+    jobs.post(db, RUN, bodies.parse_request(start_request(make_leads(2), mode="foreground", skipIfContactedWithinDays=7)))
     # Another run sends to lead0 while its draft here waits for review.
-    jobs.post(db, "run-sent", models.parse_request(start_request(make_leads(1), mode="foreground", draftFirst=False)))
+    jobs.post(db, "run-sent", bodies.parse_request(start_request(make_leads(1), mode="foreground", draftFirst=False)))
     assert client.post(url("lead-000000", ":send")).get_json()["reason"] == "recently_contacted"
     assert client.post(url("lead-000001", ":send")).get_json()["outcome"] == "sent"

@@ -17,7 +17,7 @@ import pytest
 
 from shared import auth
 from shared.errors import Conflict
-from shared.jobs import models
+from shared.jobs import bodies
 from shared.jobs import service as jobs
 from shared.store import client as store_client
 from shared.store import job_writes
@@ -57,7 +57,7 @@ def new_template(db) -> str:
 
 
 def control(db, action, run_id=RUN):
-    return jobs.post(db, run_id, models.parse_request({"action": action}), dispatcher=Captured())
+    return jobs.post(db, run_id, bodies.parse_request({"action": action}), dispatcher=Captured())
 
 
 def test_a_template_edit_that_loses_the_race_is_409_and_keeps_the_winner(db, between_read_and_commit):
@@ -80,7 +80,7 @@ def test_a_delete_of_the_version_just_edited_away_is_409_and_deletes_nothing(db,
 
 def test_a_pause_that_meets_a_cancel_is_409_and_the_job_stays_cancelled(db, between_read_and_commit):
     make_template(db)
-    jobs.post(db, RUN, models.parse_request(start_request(make_leads(3))), dispatcher=Captured())
+    jobs.post(db, RUN, bodies.parse_request(start_request(make_leads(3))), dispatcher=Captured())
     between_read_and_commit(lambda: control(db, "cancel"))
     with pytest.raises(Conflict) as caught:
         control(db, "pause")
@@ -92,13 +92,13 @@ def test_a_pause_that_meets_a_cancel_is_409_and_the_job_stays_cancelled(db, betw
 
 def test_two_resumes_at_once_leave_one_token_and_one_lease(db, between_read_and_commit):
     make_template(db)
-    jobs.post(db, RUN, models.parse_request(start_request(make_leads(3))), dispatcher=Captured())
+    jobs.post(db, RUN, bodies.parse_request(start_request(make_leads(3))), dispatcher=Captured())
     control(db, "pause")
     first = Captured()
-    between_read_and_commit(lambda: jobs.post(db, RUN, models.parse_request({"action": "resume"}), dispatcher=first))
+    between_read_and_commit(lambda: jobs.post(db, RUN, bodies.parse_request({"action": "resume"}), dispatcher=first))
     second = Captured()
     with pytest.raises(Conflict, match="running"):  # it re-read a job the first resume set running
-        jobs.post(db, RUN, models.parse_request({"action": "resume"}), dispatcher=second)
+        jobs.post(db, RUN, bodies.parse_request({"action": "resume"}), dispatcher=second)
     job = repo.get_job(db, RUN)
     assert [(auth.worker_token_hash(token), owner) for _, token, owner in first.calls] == [
         (job["workerTokenHash"], job["lease"]["owner"])
@@ -110,10 +110,10 @@ def test_a_different_start_that_loses_the_claim_is_409_and_writes_no_lead(db, be
     make_template(db)
     winner = start_request(make_leads(2), batchSize=7)
     between_read_and_commit(
-        lambda: jobs.post(db, RUN, models.parse_request(winner), dispatcher=Captured())
+        lambda: jobs.post(db, RUN, bodies.parse_request(winner), dispatcher=Captured())
     )
     with pytest.raises(Conflict):
-        jobs.post(db, RUN, models.parse_request(start_request(make_leads(5))), dispatcher=Captured())
+        jobs.post(db, RUN, bodies.parse_request(start_request(make_leads(5))), dispatcher=Captured())
     assert repo.get_job(db, RUN)["config"]["batchSize"] == 7
     assert repo.get_run(db, RUN)["totalLeads"] == 2
     assert len(list(repo.leads(db, RUN).stream())) == 2

@@ -3,7 +3,7 @@
 import functions_framework
 
 from shared.http import Call, Reply, Router, read_json
-from shared.jobs import models, service
+from shared.jobs import bodies, models, service
 from shared.store.client import get_db
 
 router = Router("jobs")
@@ -16,12 +16,12 @@ def get_job(call: Call):
 
 
 @router.route(
-    "/api/lead-runs/<run_id>/jobs", methods=["POST"], body=models.JobRequest, response=models.StartResponse,
+    "/api/lead-runs/<run_id>/jobs", methods=["POST"], body=bodies.JobRequest, response=models.StartResponse,
     errors=(409,),
 )
 def post_job(call: Call):
     """Start (background or foreground), pause, resume, retry or cancel the run's job."""
-    request = models.parse_request(read_json(call.request, models.MAX_START_BYTES))
+    request = bodies.parse_request(read_json(call.request, bodies.MAX_START_BYTES))
     answer = service.post(get_db(), call.params["run_id"], request)
     # 202: a new background start is queued; everything else answers the job as it is.
     return Reply(answer.response, 202 if answer.accepted else 200)

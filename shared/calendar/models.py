@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from shared import slots
-from shared.models import ApiModel, ResourceId
+from shared.models import ApiModel, ResourceId, WallEnd, WallStart
 
 MAX_WINDOW_DAYS = 366
 MAX_BUSY = 5000
@@ -63,20 +63,6 @@ def _known_zone(name: str | None) -> str | None:
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("is not an IANA time zone name such as America/New_York") from None
     return name
-
-
-def _wall_minutes(allow_24: bool):
-    def check(value: str) -> str:
-        slots.parse_wall_minutes(value, allow_24=allow_24)  # raises ValueError with the reason
-        return value
-
-    return check
-
-
-# A local wall time "HH:MM" opening or closing a span of hours (working hours here, a sending
-# window in shared/deliverability/models.py); only a closing time may be "24:00".
-WallStart = Annotated[str, AfterValidator(_wall_minutes(allow_24=False))]
-WallEnd = Annotated[str, AfterValidator(_wall_minutes(allow_24=True))]
 
 
 class BusyInterval(ApiModel):

@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, StrictInt, ValidationInfo, field_validator
 
 from shared import slots
-from shared.calendar.models import WallEnd, WallStart
-from shared.models import ApiModel
+from shared.models import ApiModel, WallEnd, WallStart
 
 
 class SendWindowIn(ApiModel):

@@ -25,7 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -37,22 +37,15 @@ from shared.jobs import state, views
 from shared.jobs.checkpoint import add_counts, checkpoint, diagnostic, kept_diagnostics, note_dispatch_failure
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.jobs.lease import LEGACY_RAW_TOKEN, new_owner, restart_fields
-from shared.jobs.loop import run_batch
-from shared.jobs.models import (
-    ControlRequest,
-    Job,
-    JobEnvelope,
-    LeadIn,
-    LeadResult,
-    StartRequest,
-    StartResponse,
-)
-from shared.outreach import pipeline
-from shared.outreach.providers import Provider, get_provider
+from shared.jobs.bodies import ControlRequest, LeadIn, StartRequest
+from shared.jobs.models import Job, JobEnvelope, LeadResult, StartResponse
 from shared.settings import Settings, get_settings
 from shared.store import job_writes
 from shared.store import runs as repo
 from shared.store import templates as templates_repo
+
+if TYPE_CHECKING:
+    from shared.outreach.providers import Provider
 
 # Hosting ends a rewritten request at 60 s: a foreground run answers within this,
 # its bookkeeping (checkpoint, results) included.
@@ -249,6 +242,12 @@ def _run_foreground(
 ) -> Answer:
     """The worker's own batch loop, inside this request, until `answer_by` (monotonic) less
     the bookkeeping; what is left waits, paused, for a resume (which continues in the background)."""
+    # The batch loop and the outreach pipeline load on the first foreground run: status
+    # polls and controls, most of this function's calls, never need them (docs/architecture.md,
+    # "Cold start").
+    from shared.jobs.loop import run_batch
+    from shared.outreach.providers import get_provider
+
     job = repo.get_job(db, run_id)
     result = run_batch(
         db, run_id, job, owner, answer_by - FOREGROUND_BOOKKEEPING_SECONDS, int(job["totalLeads"]) or 1,
@@ -377,6 +376,8 @@ def to_view(run_id: str, job: dict[str, Any], settings: Settings, now: dt.dateti
 
 def lead_results(db: Any, run_id: str, job: dict[str, Any]) -> list[LeadResult]:
     """Each lead's outcome in index order (a foreground run has at most FOREGROUND_MAX_LEADS)."""
+    from shared.outreach import pipeline  # as in _run_foreground
+
     template = templates_repo.get(db, (job.get("config") or {}).get("templateId", "")) or {}
     draft = (job.get("config") or {}).get("draftFirst")
     step = pipeline.step_for(bool(template.get("draftFirst")) if draft is None else draft)

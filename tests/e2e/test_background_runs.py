@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from shared.jobs import models, service
+from shared.jobs import bodies, service
 from shared.store import runs as repo
 from tests.conftest import LOG_DIR
 from tests.jobs_helpers import Captured, docs, make_leads, make_template, start_request
@@ -155,7 +155,7 @@ def test_cancel_stops_the_run(stack, db):
 def test_two_concurrent_worker_calls_make_progress_once(stack, db):
     make_template(db)
     captured = Captured()  # the first hand-off is made by the test, twice at once
-    service.post(db, "bg-race", models.parse_request(start_request(make_leads(60), batchSize=20)), dispatcher=captured)
+    service.post(db, "bg-race", bodies.parse_request(start_request(make_leads(60), batchSize=20)), dispatcher=captured)
     _, token, lease = captured.calls[0]
     url = f"{stack.url}/api/lead-runs/bg-race/jobs/worker"
     answers, barrier = [], threading.Barrier(2)
@@ -214,7 +214,7 @@ def test_a_missing_variable_fails_alone_and_retry_requeues_only_failed_leads(sta
 def test_bad_worker_tokens_over_http_write_nothing(stack, db):
     make_template(db)
     captured = Captured()
-    service.post(db, "bg-token", models.parse_request(start_request(make_leads(5))), dispatcher=captured)
+    service.post(db, "bg-token", bodies.parse_request(start_request(make_leads(5))), dispatcher=captured)
     url = f"{stack.url}/api/lead-runs/bg-token/jobs/worker"
     before = repo.get_job(db, "bg-token")
     assert requests.post(url, timeout=10).status_code == 401
