@@ -18,7 +18,7 @@ from shared import clock
 from shared.consent import keys
 from shared.errors import Conflict, Unavailable
 from shared.jobs import service as jobs
-from shared.jobs.models import LeadIn
+from shared.jobs.bodies import LeadIn
 from shared.outreach import gmail, pipeline
 from shared.review import service as review
 from shared.store import review as store
