@@ -34,7 +34,7 @@ PROJECT = "demo-mission-control-bench"
 
 def run_side(db, run_id: str, count: int) -> list[float]:
     from shared.jobs import service
-    from shared.jobs.models import LeadIn
+    from shared.jobs.bodies import LeadIn
     from shared.outreach import pipeline
     from shared.outreach.providers import MailCollectionProvider
     from shared.store import runs as repo

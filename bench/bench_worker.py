@@ -108,7 +108,7 @@ def run_plain_loop(db, count: int, batch_size: int) -> dict:
     from google.cloud import firestore
 
     from shared import clock
-    from shared.jobs.models import LeadIn
+    from shared.jobs.bodies import LeadIn
     from shared.jobs.service import lead_documents
     from shared.outreach import pipeline
     from shared.store import mail as mail_store

@@ -121,13 +121,13 @@ def test_the_free_form_maps_are_exempt_from_indexing():
 def test_the_largest_lead_the_model_accepts_fits_in_one_document():
     """The start's per-field limits keep every lead document under 1 MiB (its whole size,
     by the documented calculation), so no start can fail half-way on a document's size."""
-    from shared.jobs import models, service
+    from shared.jobs import bodies, service
 
     widest = "\U0001F600"  # four UTF-8 bytes a character
-    lead = models.LeadIn.model_validate({
+    lead = bodies.LeadIn.model_validate({
         "email": widest * 320, "firstName": widest * 200, "lastName": widest * 200, "company": widest * 200,
         "timeZone": widest * 64,
-        "fields": {f"f{i:02d}" + "x" * 60: widest * models.MAX_FIELD_CHARS for i in range(models.MAX_FIELDS)},
+        "fields": {f"f{i:02d}" + "x" * 60: widest * bodies.MAX_FIELD_CHARS for i in range(bodies.MAX_FIELDS)},
     })
     [(doc_id, document)] = service.lead_documents([lead])
     size = limits.document_size(f"lead_runs/{'r' * 128}/leads/{doc_id}", document)
