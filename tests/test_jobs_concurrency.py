@@ -9,7 +9,8 @@ import time
 import pytest
 from google.api_core import exceptions as gexc
 
-from shared.jobs import bodies, lease, loop, models, service, worker
+from shared.jobs import bodies, lease, loop, service, worker
+from shared.jobs.chain_models import WorkerResult
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
 from shared.store import runs as repo
@@ -25,7 +26,7 @@ def template(db, configure):
     make_template(db)
 
 
-def follow(db, captured: Captured, provider=None) -> list[models.WorkerResult]:
+def follow(db, captured: Captured, provider=None) -> list[WorkerResult]:
     results = []
     while captured.calls:
         run_id, token, handoff = captured.calls.pop(0)

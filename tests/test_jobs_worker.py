@@ -12,7 +12,8 @@ import time
 import pytest
 
 from shared.errors import Conflict, PermissionDenied, Unauthenticated
-from shared.jobs import bodies, checkpoint, lease, loop, models, service, worker
+from shared.jobs import bodies, checkpoint, lease, loop, service, worker
+from shared.jobs.chain_models import WorkerResult
 from shared.outreach.errors import TransientError
 from shared.outreach.providers import MailCollectionProvider
 from shared.settings import get_settings
@@ -31,7 +32,7 @@ from tests.jobs_helpers import (
 RUN = "run-w"
 
 
-def follow(db, captured: Captured, provider=None, limit=100) -> list[models.WorkerResult]:
+def follow(db, captured: Captured, provider=None, limit=100) -> list[WorkerResult]:
     """Runs every hand-off the chain makes until it stops."""
     results = []
     while captured.calls and len(results) < limit:

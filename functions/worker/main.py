@@ -9,7 +9,7 @@ authenticated by Cloud Scheduler's OIDC token (shared/jobs/sweeper.check_caller)
 import functions_framework
 
 from shared.http import Call, Router
-from shared.jobs import models, sweeper
+from shared.jobs import chain_models, sweeper
 from shared.jobs import worker as job_worker
 from shared.store.client import get_db
 
@@ -17,7 +17,7 @@ router = Router("worker")
 
 
 @router.route(
-    "/api/lead-runs/<run_id>/jobs/worker", methods=["POST"], auth="public", response=models.WorkerResult,
+    "/api/lead-runs/<run_id>/jobs/worker", methods=["POST"], auth="public", response=chain_models.WorkerResult,
     errors=(401, 403, 409),
 )
 def work(call: Call):
@@ -26,14 +26,14 @@ def work(call: Call):
 
 
 @router.route(
-    "/api/jobs/sweep", methods=["POST"], auth="public", body=models.SweepRequest, response=models.SweepResult,
+    "/api/jobs/sweep", methods=["POST"], auth="public", body=chain_models.SweepRequest, response=chain_models.SweepResult,
     errors=(401, 403, 503),
 )
 def sweep(call: Call):
     """Restart every active job whose lease lapsed (Cloud Scheduler, every minute)."""
     sweeper.check_caller(call.request.headers)
     if call.request.content_length:  # the body is optional, but checked when sent
-        call.json(models.SweepRequest)
+        call.json(chain_models.SweepRequest)
     return sweeper.sweep(get_db())
 
 

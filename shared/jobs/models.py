@@ -1,5 +1,6 @@
-"""Response shapes of /api/lead-runs/{runId}/jobs, its worker and the sweeper (the
-request bodies are in shared/jobs/bodies.py)."""
+"""Response shapes of /api/lead-runs/{runId}/jobs and of every reader of a job (the
+request bodies are in shared/jobs/bodies.py, the worker's and sweeper's answers in
+shared/jobs/chain_models.py)."""
 
 from __future__ import annotations
 
@@ -86,24 +87,3 @@ class StartResponse(ApiModel):
 
     job: Job
     results: list[LeadResult] | None = None
-
-
-class SweepRequest(ApiModel):
-    """The body of POST /api/jobs/sweep: nothing (Cloud Scheduler sends none); `{}` is accepted."""
-
-
-class SweepResult(ApiModel):
-    """POST /api/jobs/sweep: the runs whose chain the sweeper restarted, of `checked` active jobs."""
-
-    resumed: list[str]
-    checked: int
-
-
-class WorkerResult(ApiModel):
-    run_id: str
-    status: str
-    processed: int
-    next_index: int
-    total_leads: int
-    stop_reason: str
-    dispatched: bool | None = None

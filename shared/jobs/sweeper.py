@@ -30,7 +30,7 @@ from shared.jobs import state
 from shared.jobs.checkpoint import diagnostic, kept_diagnostics, note_dispatch_failure
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.jobs.lease import new_owner, restart_fields
-from shared.jobs.models import SweepResult
+from shared.jobs.chain_models import SweepResult
 from shared.settings import Settings, get_settings
 from shared.store import job_writes
 from shared.store import runs as repo

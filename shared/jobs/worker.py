@@ -38,7 +38,7 @@ from shared.jobs.checkpoint import checkpoint, note_dispatch_failure
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.jobs.lease import acquire, check_worker
 from shared.jobs.loop import run_batch
-from shared.jobs.models import WorkerResult
+from shared.jobs.chain_models import WorkerResult
 from shared.outreach.providers import Provider, get_provider
 from shared.settings import Settings, get_settings
 from shared.store import runs as repo
