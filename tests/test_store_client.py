@@ -129,8 +129,8 @@ def test_every_firestore_channel_reconnects_within_two_seconds(db):
 
 
 def test_the_library_internals_tuned_by_get_db_are_still_there(db):
-    """Loud on purpose: tune_library_defaults reaches into these private names of
-    google-cloud-firestore (TUNED_FOR). On another release, re-measure
+    """Loud on purpose: tune_library_defaults is the project's only use of google-cloud-
+    firestore's private names (these two lists; TUNED_FOR). On another release, re-measure
     docs/reliability.md finding 2, check these names, and compare the release's default
     retries (transports/base.py) with read_args/commit_args before bumping the pin."""
     from importlib.metadata import version

@@ -91,7 +91,7 @@ def tune_library_defaults() -> None:
     channel. Measured (docs/reliability.md, finding 2): after a 30-60 s outage an
     instance answered 503 for ~13 s with gRPC's default reconnect backoff, ~2 s with
     this. The public per-call arguments (read_args, commit_args) cannot reach a channel
-    option. The only other private use is runs.read_job_control's unary read.
+    option. Everything else goes through the library's public API.
     """
     from google.cloud.firestore_v1 import base_client
 
