@@ -308,17 +308,21 @@ def test_diagnostics_keep_the_newest_fifty(db):
     assert kept[0]["message"] == "old 1" and kept[-1]["code"] == "resume"
 
 
-def test_the_per_lead_check_takes_the_unary_masked_read(db, monkeypatch):
-    """shared/store/runs.read_job_control reaches into the client's generated API for a unary
-    GetDocument (measured: the public streaming get() costs ~1 ms more a lead). If a new
-    google-cloud-firestore moves it, this fails loudly instead of silently going slow."""
+def test_the_per_lead_check_is_one_masked_public_read(db, monkeypatch):
+    """shared/store/runs.read_job_control reads the job through the public DocumentReference.get,
+    masked to status and lease.owner and bounded by store/client.read_args (issue 15)."""
     from google.cloud.firestore_v1.document import DocumentReference
 
-    start_background(db, RUN, make_leads(1))
-    assert hasattr(db._firestore_api, "get_document")
+    from shared.store.client import read_args
 
-    def streaming(*args, **kwargs):
-        raise AssertionError("the per-lead check fell back to the streaming get()")
+    captured = start_background(db, RUN, make_leads(1))
+    calls = []
+    public_get = DocumentReference.get
 
-    monkeypatch.setattr(DocumentReference, "get", streaming)
-    assert repo.read_job_control(db, RUN)["status"] == "queued"
+    def recorded(self, *args, **kwargs):
+        calls.append((self.path, args, kwargs))
+        return public_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(DocumentReference, "get", recorded)
+    assert repo.read_job_control(db, RUN) == {"status": "queued", "lease": {"owner": captured.calls[0][2]}}
+    assert calls == [(repo.job_ref(db, RUN).path, (), {"field_paths": ["status", "lease.owner"], **read_args()})]

@@ -1,9 +1,11 @@
 """shared/store/client: the compare-and-set write the worker uses instead of transactions,
-and the channel options every Firestore client is built with."""
+the channel options every Firestore client is built with, and the deadline every call
+passes (read_args/commit_args)."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from google.api_core import exceptions as gexc
@@ -127,20 +129,68 @@ def test_every_firestore_channel_reconnects_within_two_seconds(db):
 
 
 def test_the_library_internals_tuned_by_get_db_are_still_there(db):
-    """Loud on purpose: tune_library_defaults and bound_retries reach into these names of
-    google-cloud-firestore (TUNED_FOR); on another release, re-measure docs/reliability.md
-    finding 2 and check these names before bumping the pin."""
+    """Loud on purpose: tune_library_defaults is the project's only use of google-cloud-
+    firestore's private names (these two lists; TUNED_FOR). On another release, re-measure
+    docs/reliability.md finding 2, check these names, and compare the release's default
+    retries (transports/base.py) with read_args/commit_args before bumping the pin."""
     from importlib.metadata import version
 
     from google.cloud.firestore_v1 import base_client
 
-    from shared.settings import get_settings
     from shared.store.client import TUNED_FOR
 
     assert version("google-cloud-firestore") == TUNED_FOR
     assert isinstance(base_client._GRPC_MSG_SIZE_OPTIONS, list)
     assert isinstance(base_client._DEFAULT_CHANNEL_OPTIONS, list)
-    wrapped = db._firestore_api._transport._wrapped_methods
-    commit = wrapped[db._firestore_api._transport.commit]
-    assert commit._retry.timeout <= get_settings().firestore_deadline_seconds
-    assert commit._timeout <= get_settings().firestore_deadline_seconds
+
+
+DEADLINE = 2.0
+
+
+@pytest.fixture
+def unreachable_db(configure):
+    """A real client pointed at a port nobody listens on, with FIRESTORE_DEADLINE_SECONDS=2."""
+    from shared.store.client import get_db
+    from tools.localstack import free_port
+
+    configure(FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}", FIRESTORE_DEADLINE_SECONDS=str(DEADLINE))
+    get_db.cache_clear()
+    yield get_db()
+    get_db.cache_clear()
+
+
+def test_with_firestore_unreachable_a_read_and_a_commit_give_up_within_the_deadline(unreachable_db):
+    """The library alone would retry the read for 300 s and the commit for 60 s."""
+    from shared.store import runs
+
+    for call in (lambda: runs.get_run(unreachable_db, "r1"),
+                 lambda: runs.update_leads(unreachable_db, "r1", ["lead-000000"], {"status": "pending"})):
+        started = time.monotonic()
+        with pytest.raises(gexc.GoogleAPIError):
+            call()
+        assert time.monotonic() - started < 4 * DEADLINE
+
+
+def failing_once(error):
+    errors = [error]
+
+    def call():
+        if errors:
+            raise errors.pop()
+        return "answered"
+    return call
+
+
+def test_every_call_is_bounded_by_the_configured_deadline_with_the_librarys_retry(configure):
+    from shared.store.client import commit_args, read_args
+
+    configure(FIRESTORE_DEADLINE_SECONDS="7")
+    read, commit = read_args(), commit_args()
+    assert read["timeout"] == commit["timeout"] == 7 and read["retry"].timeout == commit["retry"].timeout == 7
+    # A commit is re-sent on UNAVAILABLE (MarkedBatch's lost answers), never on DEADLINE_EXCEEDED.
+    assert commit["retry"](failing_once(gexc.ServiceUnavailable("answer lost")))() == "answered"
+    with pytest.raises(gexc.DeadlineExceeded):
+        commit["retry"](failing_once(gexc.DeadlineExceeded("may have landed")))()
+    assert read["retry"](failing_once(gexc.DeadlineExceeded("slow")))() == "answered"
+    with pytest.raises(gexc.NotFound):
+        read["retry"](failing_once(gexc.NotFound("gone")))()

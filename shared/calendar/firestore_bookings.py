@@ -28,7 +28,7 @@ from shared.slots import Interval
 from shared.store import bookings as repo
 from shared.store import runs
 from shared.retry import Exhausted, Policy
-from shared.store.client import MarkedBatch
+from shared.store.client import MarkedBatch, commit_args, read_args
 
 # A commit refused because another booking changed a lock document first is
 # retried after a randomised, growing pause, so colliding requests spread out
@@ -57,7 +57,7 @@ class LeadTarget:
 
 
 def lead_document(db: firestore.Client, lead: LeadTarget) -> dict[str, Any]:
-    snapshot = runs.lead_ref(db, lead.run_id, lead.lead_doc_id).get()
+    snapshot = runs.lead_ref(db, lead.run_id, lead.lead_doc_id).get(**read_args())
     if not snapshot.exists:
         raise NotFound(f"lead {lead.lead_doc_id} of run {lead.run_id} does not exist")
     return snapshot.to_dict()
@@ -80,7 +80,7 @@ def claim(
     lead_index = lead_document(db, lead).get("index") if lead is not None else None
 
     def once() -> dict[str, Any] | None:
-        snapshots = list(db.get_all(locks))
+        snapshots = list(db.get_all(locks, **read_args()))
         for snapshot in snapshots:
             for _, start, end in repo.locked_intervals(snapshot):
                 if start < booking["end"] and booking["start"] < end:
@@ -105,7 +105,7 @@ def claim(
         if lead is not None and with_receipt:
             receipt_id = _add_receipt(batch, db, booking_id, booking, lead, lead_index)
         try:
-            batch.commit()
+            batch.commit(**commit_args())
         except _LOST_RACE as exc:
             # The client may have re-sent a commit that had landed: then the locks now
             # list this very booking, and it is booked, not refused (store/client.MarkedBatch).
@@ -133,7 +133,7 @@ def confirm(
     receipt_id = None
     if lead is not None:
         receipt_id = _add_receipt(batch, db, booking_id, updated, lead, lead_document(db, lead).get("index"))
-    batch.commit()
+    batch.commit(**commit_args())
     return {**updated, "id": booking_id, "receiptId": receipt_id}
 
 
@@ -144,7 +144,7 @@ def release(db: firestore.Client, booking_id: str, booking: dict[str, Any]) -> N
     batch.delete(repo.booking_ref(db, booking_id))
     for ref in locks:
         batch.update(ref, repo.lock_release(booking_id))
-    batch.commit()
+    batch.commit(**commit_args())
 
 
 def _add_receipt(

@@ -16,6 +16,7 @@ from shared.consent import gate, service
 from shared.errors import InvalidArgument, NotFound
 from shared.store import runs
 from shared.store import suppressions as repo
+from shared.store.client import commit_args
 
 ACTION_ID = "email-unsubscribe"
 
@@ -64,6 +65,6 @@ def _receipt(db: Any, record: dict[str, Any]) -> None:
             "runId": run_id,
             "leadDocId": lead_id,
             "leadIndex": record.get("leadIndex"),
-        })
+        }, **commit_args())
     except gexc.AlreadyExists:  # a repeated POST: the first one's receipt stands
         pass

@@ -28,7 +28,7 @@ from shared.jobs.lease import new_owner, restart_fields
 from shared.jobs.dispatch import Dispatcher, default_dispatcher
 from shared.settings import Settings
 from shared.store import runs as repo
-from shared.store.client import write_if_unchanged
+from shared.store.client import read_args, write_if_unchanged
 
 MAX_WAKE_PER_SWEEP = 500
 
@@ -52,7 +52,7 @@ def due_waiting_jobs(db: Any, now: dt.datetime, limit: int = MAX_WAKE_PER_SWEEP)
         .order_by("wakeAt")
         .limit(limit)
     )
-    return [snapshot.reference.parent.parent.id for snapshot in query.stream()]
+    return [snapshot.reference.parent.parent.id for snapshot in query.stream(**read_args())]
 
 
 def wake(db: Any, run_id: str, now: dt.datetime | None, settings: Settings) -> Woken | None:

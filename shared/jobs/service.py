@@ -43,6 +43,7 @@ from shared.settings import Settings, get_settings
 from shared.store import job_writes
 from shared.store import runs as repo
 from shared.store import templates as templates_repo
+from shared.store.client import commit_args
 
 if TYPE_CHECKING:
     from shared.outreach.providers import Provider
@@ -171,12 +172,13 @@ def start(
                 "templateId": config.template_id,
                 "counts": counts,
                 "leadsFingerprint": leads_fp,
-            })
+            }, **commit_args())
         except gexc.AlreadyExists:  # an identical start finished first and started the job
             return _answer_repeat(db, run_id, repo.get_job(db, run_id), request.mode, settings)
     else:
         repo.run_ref(db, run_id).update(
-            {"status": job["status"], "templateId": config.template_id, "counts": counts, "updatedAt": now}
+            {"status": job["status"], "templateId": config.template_id, "counts": counts, "updatedAt": now},
+            **commit_args(),
         )
     if not background:
         return _run_foreground(db, run_id, job["lease"]["owner"], began + budget, settings, provider)

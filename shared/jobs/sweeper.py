@@ -34,6 +34,7 @@ from shared.jobs.chain_models import SweepResult
 from shared.settings import Settings, get_settings
 from shared.store import job_writes
 from shared.store import runs as repo
+from shared.store.client import read_args
 
 logger = logging.getLogger("mission_control.jobs.sweeper")
 
@@ -68,7 +69,7 @@ def sweep(db: Any, settings: Settings | None = None, dispatcher: Dispatcher | No
 def active_jobs(db: Any) -> Iterable[tuple[str, dict[str, Any]]]:
     """(runId, job) of every queued or running job, across runs."""
     query = db.collection_group(repo.JOBS).where(filter=FieldFilter("status", "in", sorted(state.ACTIVE)))
-    for snapshot in query.stream():
+    for snapshot in query.stream(**read_args()):
         run_ref = snapshot.reference.parent.parent
         if run_ref is not None and run_ref.parent.id == repo.RUNS and snapshot.id == repo.DEFAULT_JOB:
             yield run_ref.id, snapshot.to_dict()

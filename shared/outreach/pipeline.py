@@ -44,7 +44,7 @@ from shared.outreach.errors import (
 from shared.outreach.providers import OutgoingEmail, Provider
 from shared.store import job_writes, mail
 from shared.store import runs as repo
-from shared.store.client import queue_replace, write_if_unchanged
+from shared.store.client import commit_args, queue_replace, read_args, write_if_unchanged
 
 logger = logging.getLogger("mission_control.outreach")
 
@@ -287,7 +287,7 @@ def _deliver_checked(
     except gexc.FailedPrecondition:
         raise gate.ContactChanged() from None
     except job_writes.DoneEarlier:
-        if not ctx.provider.external and not mail.outbox_ref(db, email.message_id, email.draft).get().exists:
+        if not ctx.provider.external and not mail.outbox_ref(db, email.message_id, email.draft).get(**read_args()).exists:
             raise gate.ContactChanged() from None  # a contact record was created meanwhile, not the message
         return _done_earlier(ctx, lead, email, attempt)
     return Outcome(
@@ -320,7 +320,7 @@ def _done_earlier(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, a
     ids = {"draftId" if email.draft else "mailId": email.message_id}
     batch = ctx.db.batch()
     _queue_success(ctx, batch, lead, email, attempt, ids)
-    committed_at = job_writes.commit_time(batch.commit())
+    committed_at = job_writes.commit_time(batch.commit(**commit_args()))
     return Outcome(
         lead["id"], lead["index"], email.done_status, attempt, email.step, provider_ids=ids, committed_at=committed_at,
     )
@@ -394,7 +394,8 @@ def _claim_in_flight(receipt: dict[str, Any]) -> bool:
 def _release_claim(ctx: RunContext, lead: dict[str, Any], email: OutgoingEmail, attempt: int) -> None:
     """The provider said no (transiently) so nothing left: the next attempt may claim again."""
     ref = repo.action_ref(ctx.db, ctx.run_id, lead["id"], email.step)
-    ref.set(_receipt(ctx, lead, email.step, "failed", attempt, summary=_summary(email), error="transient provider error; retrying"))
+    ref.set(_receipt(ctx, lead, email.step, "failed", attempt, summary=_summary(email), error="transient provider error; retrying"),
+            **commit_args())
 
 
 def _record_skip(ctx: RunContext, lead: dict[str, Any], attempt: int, contact: Any) -> Outcome:

@@ -31,7 +31,7 @@ from shared.outreach.providers import OutgoingEmail, Provider
 from shared.review.models import BulkSendResult, Draft, DraftLead, DraftList, RetryResult, SendOutcome
 from shared.store import review as store
 from shared.store import runs
-from shared.store.client import write_if_unchanged
+from shared.store.client import commit_args, write_if_unchanged
 
 SEND_ATTEMPTS = 5
 STALE = "stale"  # a _Decision: the draft's `sending` claim is past the in-flight bound
@@ -351,12 +351,12 @@ def _send_external(db: Any, run_id: str, lead: dict[str, Any], ref: Any, decisio
         # send can follow, and says why, until a later Send finds the claim stale and searches
         # the mailbox (_stale_claim).
         status = store.SENDING if exc.code == "outcome_unknown" else store.PENDING
-        ref.update({"reviewStatus": status, "lastError": exc.message, "updatedAt": clock.now()})
+        ref.update({"reviewStatus": status, "lastError": exc.message, "updatedAt": clock.now()}, **commit_args())
         return _Decision("failed", decision.version, reason=exc.message)
     batch = db.batch()
     _queue_sent(db, batch, run_id, lead, ref, None, provider, decision.version or 1, decision.sha or "", email, provider_ids)
     gate.queue_sent(db, batch, email.to, {"runId": run_id, "leadDocId": lead["id"]})
-    batch.commit()
+    batch.commit(**commit_args())
     return _Decision("sent", decision.version, decision.sha)
 
 

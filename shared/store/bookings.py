@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.store import runs
+from shared.store.client import read_args
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -97,7 +98,7 @@ def overlapping(
         .where(filter=FieldFilter("calendarKey", "<", calendar_key(calendar_id, end)))
         .order_by("calendarKey")
     )
-    found = [runs.as_dict(snapshot) for snapshot in query.stream()]
+    found = [runs.as_dict(snapshot) for snapshot in query.stream(**read_args())]
     return [doc for doc in found if doc["end"] > start]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from shared.retry import Exhausted, Policy
 from shared.settings import get_settings
@@ -23,8 +24,9 @@ RECONNECT_BACKOFF_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
-# The firestore_v1 release whose private names tune_library_defaults() relies on;
-# tests/test_store_client.py fails loudly when the installed library is another one.
+# The firestore_v1 release whose private names tune_library_defaults() relies on, and
+# whose default retries read_args()/commit_args() copy; tests/test_store_client.py fails
+# loudly when the installed library is another one.
 TUNED_FOR = "2.34.1"
 # Markers of write_if_unchanged's commits; Firestore's TTL policy on `expireAt` deletes
 # them (firestore.indexes.json), a day being far longer than any commit's retries.
@@ -39,9 +41,45 @@ def get_db() -> "firestore.Client":
     from google.cloud import firestore
 
     tune_library_defaults()
-    client = firestore.Client(project=get_settings().google_cloud_project)
-    bound_retries(client, get_settings().firestore_deadline_seconds)
-    return client
+    return firestore.Client(project=get_settings().google_cloud_project)
+
+
+def read_args() -> Mapping[str, Any]:
+    """`retry=` and `timeout=` for every Firestore read: `ref.get(**read_args())`, also
+    get_all, stream, an aggregation's get and list_documents."""
+    return _bounded("read", get_settings().firestore_deadline_seconds)
+
+
+def commit_args() -> Mapping[str, Any]:
+    """`retry=` and `timeout=` for every commit: `batch.commit(**commit_args())`, also a
+    reference's own create/set/update/delete (each is a one-write commit)."""
+    return _bounded("commit", get_settings().firestore_deadline_seconds)
+
+
+@functools.cache
+def _bounded(kind: str, deadline: float) -> Mapping[str, Any]:
+    """The library's own retry of `kind`, with its total capped at `deadline`.
+
+    Left to its defaults the client retries an unreachable Firestore for up to 300 s per
+    read (60 s per commit), so a request would hang until the function's own timeout
+    instead of answering 503 + Retry-After. The library takes no client-wide default, so
+    every call passes these (tests/unit/test_firestore_calls.py finds one that does not).
+    What is retried, and the back-off (0.1 s x 1.3^n, at most 60 s), are the library's
+    defaults of google-cloud-firestore's generated transport (TUNED_FOR): its streaming
+    reads (BatchGetDocuments, RunQuery, RunAggregationQuery) retry DeadlineExceeded,
+    InternalServerError and ServiceUnavailable; Commit retries only ResourceExhausted and
+    ServiceUnavailable, never a DeadlineExceeded whose commit may have landed. Commit's
+    ServiceUnavailable is kept on purpose: a re-sent commit whose first answer was lost
+    is what MarkedBatch detects. `timeout` bounds each attempt by the time left.
+    """
+    from google.api_core import exceptions as gexc
+
+    retry_on = {
+        "read": (gexc.DeadlineExceeded, gexc.InternalServerError, gexc.ServiceUnavailable),
+        "commit": (gexc.ResourceExhausted, gexc.ServiceUnavailable),
+    }[kind]
+    policy = Policy(f"a Firestore {kind}", retry_on=retry_on, initial=0.1, maximum=60.0, multiplier=1.3, timeout=deadline)
+    return MappingProxyType({"retry": policy.retry, "timeout": deadline})
 
 
 def tune_library_defaults() -> None:
@@ -52,7 +90,8 @@ def tune_library_defaults() -> None:
     RECONNECT_BACKOFF_OPTIONS are added to them once, before the first client makes its
     channel. Measured (docs/reliability.md, finding 2): after a 30-60 s outage an
     instance answered 503 for ~13 s with gRPC's default reconnect backoff, ~2 s with
-    this. The public alternative, per-call arguments, cannot reach a channel option.
+    this. The public per-call arguments (read_args, commit_args) cannot reach a channel
+    option. Everything else goes through the library's public API.
     """
     from google.cloud.firestore_v1 import base_client
 
@@ -60,30 +99,11 @@ def tune_library_defaults() -> None:
         options.extend(option for option in RECONNECT_BACKOFF_OPTIONS if option not in options)
 
 
-def bound_retries(client: "firestore.Client", deadline: float) -> None:
-    """Caps every RPC's retry deadline and timeout (the second use of TUNED_FOR's internals).
-
-    The generated client retries an unreachable Firestore for up to 300 s per call
-    (batch_get_documents, run_query), so a request would hang until the function's own
-    timeout instead of answering 503 + Retry-After. Public per-call `retry=`/`timeout=`
-    arguments would have to be passed at each of the ~40 reads and commits spread over
-    every store module, and one forgotten call is a 300 s hang again; the library has no
-    public default, so the bound is applied to its wrapped methods once, here
-    (docs/reliability.md, "Public APIs").
-    """
-    transport = client._firestore_api._transport
-    for wrapped in transport._wrapped_methods.values():
-        if getattr(wrapped, "_retry", None) is not None:
-            wrapped._retry = wrapped._retry.with_timeout(deadline)
-        if isinstance(getattr(wrapped, "_timeout", None), (int, float)):
-            wrapped._timeout = min(wrapped._timeout, deadline)
-
-
 class MarkedBatch:
     """A WriteBatch that proves whether it landed: it also creates write_markers/{id}.
 
     Firestore's client re-sends a commit whose answer was lost (UNAVAILABLE or
-    RESOURCE_EXHAUSTED: the library's default retry of Commit). When the first send had
+    RESOURCE_EXHAUSTED: commit_args(), the library's retry of Commit). When the first send had
     landed, the re-sent one fails its own preconditions, FailedPrecondition or
     AlreadyExists, exactly as if another writer had come first. The marker tells the two
     apart: a commit is atomic, so the marker exists if and only if every write of the
@@ -110,16 +130,19 @@ class MarkedBatch:
     def __len__(self) -> int:
         return len(self._batch)
 
-    def commit(self) -> list[Any]:
-        """Commits the writes and the marker; FailedPrecondition/AlreadyExists as the batch would."""
+    def commit(self, *, retry: Any, timeout: float) -> list[Any]:
+        """Commits the writes and the marker; FailedPrecondition/AlreadyExists as the batch would.
+
+        `retry`/`timeout` are required, as at every commit: `commit(**commit_args())`.
+        """
         from shared import clock
 
         self._batch.create(self.marker, {"expireAt": clock.now() + MARKER_LIFETIME})
-        return self._batch.commit()
+        return self._batch.commit(retry=retry, timeout=timeout)
 
     def landed(self) -> bool:
         """After a failed commit: did an earlier send of this very commit land?"""
-        return self.marker.get().exists
+        return self.marker.get(**read_args()).exists
 
 
 class _Raced(Exception):
@@ -153,14 +176,14 @@ def write_if_unchanged(
     from google.api_core import exceptions as gexc
 
     def once() -> T:
-        snapshot = ref.get()
+        snapshot = ref.get(**read_args())
         batch = MarkedBatch(db)
         unchanged = db.write_option(last_update_time=snapshot.update_time) if snapshot.exists else None
         result = body(snapshot, batch, unchanged)
         if not len(batch):
             return result
         try:
-            batch.commit()
+            batch.commit(**commit_args())
         except (gexc.FailedPrecondition, gexc.AlreadyExists) as exc:
             if batch.landed():
                 return result

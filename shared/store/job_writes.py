@@ -29,7 +29,7 @@ from shared import clock
 from shared.errors import Conflict
 from shared.store import runs as repo
 from shared.retry import Exhausted, Policy
-from shared.store.client import as_dict, queue_replace, write_if_unchanged
+from shared.store.client import as_dict, commit_args, queue_replace, write_if_unchanged
 
 T = TypeVar("T")
 
@@ -216,7 +216,7 @@ def record_lead_failure(db: Any, run_id: str, lead_id: str, step: str, receipt: 
     """The failed receipt and the lead's `failed` status in one commit; its server time."""
     batch = db.batch()
     queue_lead_outcome(db, batch, run_id, lead_id, step, receipt, attempt, error)
-    return commit_time(batch.commit())
+    return commit_time(batch.commit(**commit_args()))
 
 
 def record_lead_skip(db: Any, run_id: str, lead_id: str, step: str, receipt: dict[str, Any], attempt: int,
@@ -225,7 +225,7 @@ def record_lead_skip(db: Any, run_id: str, lead_id: str, step: str, receipt: dic
     batch = db.batch()
     queue_lead_outcome(db, batch, run_id, lead_id, step, receipt, attempt)
     batch.update(repo.lead_ref(db, run_id, lead_id), {"skipReason": reason})
-    return commit_time(batch.commit())
+    return commit_time(batch.commit(**commit_args()))
 
 
 def commit_time(results: list[Any]) -> Any:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from google.cloud.firestore_v1.base_query import BaseQuery, FieldFilter
 
 from shared.store import runs as paths
-from shared.store.client import newest_first
+from shared.store.client import newest_first, read_args
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -114,7 +114,7 @@ def get_run_and_job(db: "firestore.Client", run_id: str) -> tuple[dict[str, Any]
 
 
 def list_runs(db: "firestore.Client", limit: int, after: tuple[dt.datetime, str] | None) -> list[dict[str, Any]]:
-    docs = [paths.as_dict(s) for s in runs_query(db, limit, after).stream()]
+    docs = [paths.as_dict(s) for s in runs_query(db, limit, after).stream(**read_args())]
     _counted(len(docs))
     return docs
 
@@ -122,7 +122,7 @@ def list_runs(db: "firestore.Client", limit: int, after: tuple[dt.datetime, str]
 def list_leads(
     db: "firestore.Client", run_id: str, limit: int, after: tuple[int, str] | None, status: str | None
 ) -> list[dict[str, Any]]:
-    docs = [paths.as_dict(s) for s in leads_query(db, run_id, limit, after, status).stream()]
+    docs = [paths.as_dict(s) for s in leads_query(db, run_id, limit, after, status).stream(**read_args())]
     _counted(len(docs))
     return docs
 
@@ -139,7 +139,7 @@ def list_actions(
     """
     grouped: dict[str, list[dict[str, Any]]] = {}
     count = 0
-    for snapshot in actions_query(db, run_id, first=first, last=last, indexes=indexes).stream():
+    for snapshot in actions_query(db, run_id, first=first, last=last, indexes=indexes).stream(**read_args()):
         count += 1
         lead_ref = snapshot.reference.parent.parent
         if lead_ref is None or lead_ref.parent.id != paths.LEADS:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from google.cloud import firestore as fs
 
 from shared.store import mail, runs
+from shared.store.client import read_args
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -28,7 +29,7 @@ def draft_ref(db: "firestore.Client", run_id: str, lead_id: str) -> "firestore.D
 def get_drafts(db: "firestore.Client", run_id: str, lead_ids: list[str]) -> dict[str, dict[str, Any]]:
     """{leadDocId: draft document} for those that exist, in one round trip."""
     refs = {draft_ref(db, run_id, lead_id).path: lead_id for lead_id in lead_ids}
-    found = db.get_all([draft_ref(db, run_id, lead_id) for lead_id in lead_ids])
+    found = db.get_all([draft_ref(db, run_id, lead_id) for lead_id in lead_ids], **read_args())
     return {refs[s.reference.path]: s.to_dict() for s in found if s.exists}
 
 

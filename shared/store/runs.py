@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.store.client import as_dict  # also read as runs.as_dict by the other stores
+from shared.store.client import as_dict, commit_args, read_args  # as_dict is also read as runs.as_dict by the other stores
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -83,18 +83,18 @@ def idempotency_key(run_id: str, lead_id: str, step: str) -> str:
 
 
 def get_run(db: "firestore.Client", run_id: str) -> dict[str, Any] | None:
-    return as_dict(run_ref(db, run_id).get())
+    return as_dict(run_ref(db, run_id).get(**read_args()))
 
 
 def get_job(db: "firestore.Client", run_id: str) -> dict[str, Any] | None:
-    return as_dict(job_ref(db, run_id).get())
+    return as_dict(job_ref(db, run_id).get(**read_args()))
 
 
 def get_run_and_job(
     db: "firestore.Client", run_id: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     refs = [run_ref(db, run_id), job_ref(db, run_id)]
-    found = {s.reference.path: as_dict(s) for s in db.get_all(refs)}
+    found = {s.reference.path: as_dict(s) for s in db.get_all(refs, **read_args())}
     return found.get(refs[0].path), found.get(refs[1].path)
 
 
@@ -102,47 +102,34 @@ CONTROL_FIELDS = ("status", "lease.owner")
 
 
 def read_job_control(db: "firestore.Client", run_id: str) -> dict[str, Any] | None:
-    """Only the job's `status` and `lease.owner`, as cheaply as Firestore allows.
+    """Only the job's `status` and `lease.owner`: {"status", "lease": {"owner"} or None}.
 
     The worker asks before every lead (that is how a pause stops it within one lead), so
-    this is one unary GetDocument with a field mask. DocumentReference.get() would be a
-    streaming BatchGetDocuments call, which costs the client a thread per call: about
-    1 ms more per lead on the emulator. Falls back to a masked get() if the client's
-    generated API is not where this expects it.
+    the read is masked to these two fields; the leads in flight share one
+    (jobs/lease.ControlReads).
     """
-    ref = job_ref(db, run_id)
-    api = getattr(db, "_firestore_api", None)
-    if api is None or not hasattr(api, "get_document"):
-        snapshot = ref.get(field_paths=list(CONTROL_FIELDS))
-        return snapshot.to_dict() if snapshot.exists else None
-    try:
-        document = api.get_document(
-            request={"name": ref._document_path, "mask": {"field_paths": list(CONTROL_FIELDS)}},
-            metadata=getattr(db, "_rpc_metadata", ()),
-        )
-    except gexc.NotFound:
+    snapshot = job_ref(db, run_id).get(field_paths=list(CONTROL_FIELDS), **read_args())
+    if not snapshot.exists:
         return None
-    fields = document.fields
-    status = fields["status"].string_value if "status" in fields else None
-    lease_fields = fields["lease"].map_value.fields if "lease" in fields else {}
-    owner = lease_fields["owner"].string_value if "owner" in lease_fields else None
-    return {"status": status, "lease": {"owner": owner} if owner else None}
+    fields = snapshot.to_dict()
+    owner = (fields.get("lease") or {}).get("owner")
+    return {"status": fields.get("status"), "lease": {"owner": owner} if owner else None}
 
 
 def read_leads(db: "firestore.Client", run_id: str, start: int, count: int) -> list[dict[str, Any]]:
     """Leads start..start+count-1 in index order, by key (no query: ids are deterministic)."""
     refs = [lead_ref(db, run_id, lead_doc_id(i)) for i in range(start, start + count)]
-    found = [as_dict(s) for s in db.get_all(refs)]
+    found = [as_dict(s) for s in db.get_all(refs, **read_args())]
     return sorted((d for d in found if d is not None), key=lambda d: d["index"])
 
 
 def get_lead(db: "firestore.Client", run_id: str, lead_id: str) -> dict[str, Any] | None:
-    return as_dict(lead_ref(db, run_id, lead_id).get())
+    return as_dict(lead_ref(db, run_id, lead_id).get(**read_args()))
 
 
 def leads_with_status(db: "firestore.Client", run_id: str, status: str) -> Iterator[dict[str, Any]]:
     query = leads(db, run_id).where(filter=FieldFilter("status", "==", status))
-    for snapshot in query.stream():
+    for snapshot in query.stream(**read_args()):
         yield as_dict(snapshot)
 
 
@@ -151,7 +138,7 @@ def count_leads(db: "firestore.Client", run_id: str) -> dict[str, int]:
     all five at once: one round trip of latency instead of five."""
 
     def count(status: str) -> int:
-        result = leads(db, run_id).where(filter=FieldFilter("status", "==", status)).count().get()
+        result = leads(db, run_id).where(filter=FieldFilter("status", "==", status)).count().get(**read_args())
         return int(result[0][0].value)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(LEAD_STATUSES)) as pool:
@@ -193,11 +180,11 @@ def create_missing_leads(db: "firestore.Client", run_id: str, docs: list[tuple[s
             for lead_id, fields in chunk:
                 batch.create(lead_ref(db, run_id, lead_id), fields)
             try:
-                batch.commit()
+                batch.commit(**commit_args())
                 return len(chunk)
             except gexc.AlreadyExists:
                 refs = [lead_ref(db, run_id, lead_id) for lead_id, _ in chunk]
-                existing = {s.id for s in db.get_all(refs) if s.exists}
+                existing = {s.id for s in db.get_all(refs, **read_args()) if s.exists}
                 chunk = [(lead_id, fields) for lead_id, fields in chunk if lead_id not in existing]
         return 0
 
@@ -213,8 +200,8 @@ def update_leads(db: "firestore.Client", run_id: str, lead_ids: Iterable[str], f
         pending += 1
         total += 1
         if pending == WRITE_CHUNK:
-            batch.commit()
+            batch.commit(**commit_args())
             batch, pending = db.batch(), 0
     if pending:
-        batch.commit()
+        batch.commit(**commit_args())
     return total

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from google.cloud import firestore
 
-from shared.store.client import as_dict, write_if_unchanged
+from shared.store.client import as_dict, read_args, write_if_unchanged
 
 SENDERS = "senders"
 WINDOW = dt.timedelta(hours=24)
@@ -37,11 +37,11 @@ def ref(db: "firestore.Client", sender_id: str) -> "firestore.DocumentReference"
 
 
 def get(db: "firestore.Client", sender_id: str) -> dict[str, Any] | None:
-    return as_dict(ref(db, sender_id).get())
+    return as_dict(ref(db, sender_id).get(**read_args()))
 
 
 def list_all(db: "firestore.Client", limit: int = 500) -> list[dict[str, Any]]:
-    return [as_dict(s) for s in db.collection(SENDERS).order_by("__name__").limit(limit).stream()]
+    return [as_dict(s) for s in db.collection(SENDERS).order_by("__name__").limit(limit).stream(**read_args())]
 
 
 def put(db: "firestore.Client", sender_id: str, settings: dict[str, Any], now: dt.datetime) -> dict[str, Any]:

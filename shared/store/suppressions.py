@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.cloud.firestore_v1.base_query import BaseQuery, FieldFilter
 
-from shared.store.client import as_dict, newest_first, write_if_unchanged
+from shared.store.client import as_dict, commit_args, newest_first, read_args, write_if_unchanged
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -80,7 +80,7 @@ def add_many(db: "firestore.Client", rows: list[tuple[str, dict[str, Any]]]) -> 
     added = 0
     for start in range(0, len(rows), IMPORT_CHUNK):
         chunk = rows[start:start + IMPORT_CHUNK]
-        existing = {s.id for s in db.get_all([suppression_ref(db, key_id) for key_id, _ in chunk]) if s.exists}
+        existing = {s.id for s in db.get_all([suppression_ref(db, key_id) for key_id, _ in chunk], **read_args()) if s.exists}
         batch = db.batch()
         for key_id, document in chunk:
             if key_id in existing:
@@ -89,7 +89,7 @@ def add_many(db: "firestore.Client", rows: list[tuple[str, dict[str, Any]]]) -> 
             queue_mark(batch, db, key_id, document["kind"], True, document["createdAt"])
             added += 1
         if len(batch):
-            batch.commit()
+            batch.commit(**commit_args())
     return added
 
 
@@ -112,11 +112,11 @@ def remove(db: "firestore.Client", key_id: str, at: dt.datetime) -> bool:
 
 
 def get(db: "firestore.Client", key_id: str) -> dict[str, Any] | None:
-    return as_dict(suppression_ref(db, key_id).get())
+    return as_dict(suppression_ref(db, key_id).get(**read_args()))
 
 
 def list_page(db: "firestore.Client", limit: int, after: tuple[dt.datetime, str] | None) -> list[dict[str, Any]]:
-    return [as_dict(s) for s in newest_first(suppressions(db), after).limit(limit).stream()]
+    return [as_dict(s) for s in newest_first(suppressions(db), after).limit(limit).stream(**read_args())]
 
 
 def search_page(db: "firestore.Client", prefix: str, limit: int, after: tuple[str, str] | None) -> list[dict[str, Any]]:
@@ -130,7 +130,7 @@ def search_page(db: "firestore.Client", prefix: str, limit: int, after: tuple[st
     )
     if after is not None:
         query = query.start_after({"value": after[0], "__name__": suppression_ref(db, after[1])})
-    return [as_dict(s) for s in query.limit(limit).stream()]
+    return [as_dict(s) for s in query.limit(limit).stream(**read_args())]
 
 
 # --- contact records ------------------------------------------------------------------
@@ -138,11 +138,11 @@ def search_page(db: "firestore.Client", prefix: str, limit: int, after: tuple[st
 
 def get_contacts(db: "firestore.Client", key_ids: list[str]) -> dict[str, Any]:
     """{id: snapshot} of the contact records, existing or not, in one round trip."""
-    return {s.id: s for s in db.get_all([contact_ref(db, key_id) for key_id in key_ids])}
+    return {s.id: s for s in db.get_all([contact_ref(db, key_id) for key_id in key_ids], **read_args())}
 
 
 # --- unsubscribe tokens ------------------------------------------------------------------
 
 
 def get_token(db: "firestore.Client", token: str) -> dict[str, Any] | None:
-    return as_dict(token_ref(db, token).get())
+    return as_dict(token_ref(db, token).get(**read_args()))

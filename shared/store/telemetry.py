@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.cloud.firestore import ArrayUnion, Increment
 
-from shared.store.client import write_if_unchanged
+from shared.store.client import commit_args, read_args, write_if_unchanged
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -96,7 +96,7 @@ def record_event(
         tally.update(lastRunId=event["runId"], lastRunAt=received_at)
     shard = shard_ref(db, fingerprint, random.randrange(SHARD_COUNT))
 
-    if not group_ref(db, fingerprint).get().exists:
+    if not group_ref(db, fingerprint).get(**read_args()).exists:
         first = {
             **group,
             "count": 1,
@@ -131,10 +131,10 @@ def _commit_once(
     batch.create(event_ref(db, fingerprint, report_id), event)
     batch.set(shard, tally, merge=True)
     try:
-        batch.commit()
+        batch.commit(**commit_args())
         return True
     except gexc.AlreadyExists:
-        if event_ref(db, fingerprint, report_id).get().exists:
+        if event_ref(db, fingerprint, report_id).get(**read_args()).exists:
             return True  # a retried commit: the first one landed, event and count together
         if new_group is None:
             raise
@@ -152,7 +152,8 @@ def fold_soon(db: "firestore.Client", fingerprint: str) -> None:
     for second in (math.floor(now), math.floor(now) + 1):
         try:
             fold_ref(db, fingerprint, second).create(
-                {"expireAt": dt.datetime.fromtimestamp(second, dt.timezone.utc) + SHORT_LIVED_TTL}
+                {"expireAt": dt.datetime.fromtimestamp(second, dt.timezone.utc) + SHORT_LIVED_TTL},
+                **commit_args(),
             )
         except gexc.AlreadyExists:
             continue
@@ -165,7 +166,7 @@ def fold(db: "firestore.Client", fingerprint: str) -> dict[str, Any]:
     """Writes the sum of the shards onto the group, unless the group already says it."""
 
     def apply(snapshot: Any, batch: Any, unchanged: Any) -> dict[str, Any]:
-        shards = [s.to_dict() for s in group_ref(db, fingerprint).collection(SHARDS).stream()]
+        shards = [s.to_dict() for s in group_ref(db, fingerprint).collection(SHARDS).stream(**read_args())]
         current = snapshot.to_dict() or {}
         if snapshot.exists and "foldedAt" not in current:
             # A group counted before shards existed: its own tally becomes one more shard,
@@ -212,5 +213,6 @@ def count_request(
             "expireAt": window_start + dt.timedelta(seconds=window_seconds) + SHORT_LIVED_TTL,
         },
         merge=True,
+        **commit_args(),
     )
     return int(result.transform_results[0].integer_value)

@@ -11,7 +11,7 @@ from google.cloud import firestore
 from shared import clock, ids, pagination
 from shared.errors import Conflict, NotFound, field_error
 from shared.store import templates as repo
-from shared.store.client import as_dict, write_if_unchanged
+from shared.store.client import as_dict, commit_args, write_if_unchanged
 from shared.templates.models import Template, TemplateCreate, TemplateList, TemplatePatch, TemplateReplace
 
 _LIST_SCOPE = "templates"
@@ -42,7 +42,7 @@ def create(db: firestore.Client, fields: TemplateCreate) -> Template:
     now = clock.now()
     doc = {**_document_fields(fields, only_set=False), "version": 1, "createdAt": now, "updatedAt": now}
     template_id = ids.new_id()
-    repo.ref(db, template_id).create(doc)
+    repo.ref(db, template_id).create(doc, **commit_args())
     return to_api({"id": template_id, **doc})
 
 
