@@ -129,9 +129,11 @@ def test_every_firestore_channel_reconnects_within_two_seconds(db):
 
 
 def test_the_library_internals_tuned_by_get_db_are_still_there(db):
-    """Loud on purpose: tune_library_defaults is the project's only use of google-cloud-
-    firestore's private names (these two lists; TUNED_FOR). On another release, re-measure
-    docs/reliability.md finding 2, check these names, and compare the release's default
+    """Loud on purpose: shared/store/client.py's tune_library_defaults (these two lists) and
+    read_masked_strings (the generated API's unary get_document, a reference's document
+    path) are the project's only uses of google-cloud-firestore's private names
+    (TUNED_FOR). On another release, re-measure docs/reliability.md finding 2 and the
+    latency bench (docs/jobs.md), check these names, and compare the release's default
     retries (transports/base.py) with read_args/commit_args before bumping the pin."""
     from importlib.metadata import version
 
@@ -142,6 +144,8 @@ def test_the_library_internals_tuned_by_get_db_are_still_there(db):
     assert version("google-cloud-firestore") == TUNED_FOR
     assert isinstance(base_client._GRPC_MSG_SIZE_OPTIONS, list)
     assert isinstance(base_client._DEFAULT_CHANNEL_OPTIONS, list)
+    assert callable(db._firestore_api.get_document)
+    assert db.collection("c").document("d")._document_path.endswith("/documents/c/d")
 
 
 DEADLINE = 2.0

@@ -91,12 +91,55 @@ def tune_library_defaults() -> None:
     channel. Measured (docs/reliability.md, finding 2): after a 30-60 s outage an
     instance answered 503 for ~13 s with gRPC's default reconnect backoff, ~2 s with
     this. The public per-call arguments (read_args, commit_args) cannot reach a channel
-    option. Everything else goes through the library's public API.
+    option. The only other private use is read_masked_strings below.
     """
     from google.cloud.firestore_v1 import base_client
 
     for options in (base_client._GRPC_MSG_SIZE_OPTIONS, base_client._DEFAULT_CHANNEL_OPTIONS):
         options.extend(option for option in RECONNECT_BACKOFF_OPTIONS if option not in options)
+
+
+def read_masked_strings(db: "firestore.Client", ref: Any, field_paths: tuple[str, ...]) -> dict[str, str | None] | None:
+    """The string fields `field_paths` (dotted) of `ref`, None for one it lacks; None when
+    `ref` does not exist. One unary GetDocument with a field mask: the second and last use
+    of the library's internals (TUNED_FOR).
+
+    The worker's pause check (runs.read_job_control) makes this read for every round of
+    leads. The public DocumentReference.get(field_paths=...) is a streaming
+    BatchGetDocuments that costs the client ~0.3-0.6 ms more CPU a read: at 5 ms each way
+    the chain ran 1,000 leads at a median of 119.5 leads/s with it against 142.1 with
+    this, slower in 8 of 10 back-to-back pairs (docs/jobs.md, "Issue 15, the pause
+    check"). Falls back to that public read if the generated API is not where this
+    expects it; tests/test_store_client.py fails loudly first.
+    """
+    api = getattr(db, "_firestore_api", None)
+    if api is None or not hasattr(api, "get_document"):
+        snapshot = ref.get(field_paths=list(field_paths), **read_args())
+        return {path: _dig(snapshot.to_dict(), path) for path in field_paths} if snapshot.exists else None
+    from google.api_core import exceptions as gexc
+
+    try:
+        document = api.get_document(
+            request={"name": ref._document_path, "mask": {"field_paths": list(field_paths)}},
+            metadata=getattr(db, "_rpc_metadata", ()),
+            **read_args(),
+        )
+    except gexc.NotFound:
+        return None
+    found: dict[str, str | None] = {}
+    for path in field_paths:
+        *parents, leaf = path.split(".")
+        fields = document.fields
+        for parent in parents:
+            fields = fields[parent].map_value.fields if parent in fields else {}
+        found[path] = fields[leaf].string_value if leaf in fields else None
+    return found
+
+
+def _dig(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 class MarkedBatch:

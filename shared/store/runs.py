@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.store.client import as_dict, commit_args, read_args  # as_dict is also read as runs.as_dict by the other stores
+from shared.store.client import as_dict, commit_args, read_args, read_masked_strings  # as_dict is also read as runs.as_dict by the other stores
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -105,15 +105,14 @@ def read_job_control(db: "firestore.Client", run_id: str) -> dict[str, Any] | No
     """Only the job's `status` and `lease.owner`: {"status", "lease": {"owner"} or None}.
 
     The worker asks before every lead (that is how a pause stops it within one lead), so
-    the read is masked to these two fields; the leads in flight share one
-    (jobs/lease.ControlReads).
+    the read is masked to these two fields, unary (client.read_masked_strings), and the
+    leads in flight share one (jobs/lease.ControlReads).
     """
-    snapshot = job_ref(db, run_id).get(field_paths=list(CONTROL_FIELDS), **read_args())
-    if not snapshot.exists:
+    fields = read_masked_strings(db, job_ref(db, run_id), CONTROL_FIELDS)
+    if fields is None:
         return None
-    fields = snapshot.to_dict()
-    owner = (fields.get("lease") or {}).get("owner")
-    return {"status": fields.get("status"), "lease": {"owner": owner} if owner else None}
+    owner = fields["lease.owner"]
+    return {"status": fields["status"], "lease": {"owner": owner} if owner else None}
 
 
 def read_leads(db: "firestore.Client", run_id: str, start: int, count: int) -> list[dict[str, Any]]:
