@@ -464,6 +464,12 @@ class Trial:
         return self.check.finished_at - self.fault_ended
 
     @property
+    def finished_first(self) -> bool:
+        """The job completed before the fault (the bench's wait for its target lagged the run):
+        nothing was left to heal, so the trial says nothing about healing."""
+        return self.completed_after is not None and self.completed_after <= 0
+
+    @property
     def ok(self) -> bool:
         c = self.check
         return (
@@ -477,14 +483,15 @@ class Trial:
         parts = [f"{self.kind} #{self.number}", f"leads {c.leads if c else '?'}",
                  f"duplicates {c.duplicates if c else '?'}", f"lost {c.lost if c else '?'}",
                  f"operator actions {self.operator_actions}", f"sweeper restarts {c.restarts if c else '?'}",
-                 f"fault at {self.fault_at} sent", f"moved again {_seconds(self.moved_after)} and "
-                 f"completed {_seconds(self.completed_after)} after the fault",
+                 f"fault at {self.fault_at} sent", f"moved again {_seconds(self.moved_after)} after the fault",
+                 "completed " + ("before the fault" if self.finished_first else f"{_seconds(self.completed_after)} after it"),
                  f"start to end {self.seconds:.1f}s ({self.status})"]
         if self.kind == "outage":
             parts += [f"outage {self.outage_seconds:.1f}s", f"503s {self.probe_503s}/{self.probes}",
                       f"slowest 503 {self.probe_max_seconds:.1f}s", f"recovered {self.recovery_seconds:.1f}s after up"]
         if self.kind == "kill" and c and self.fault_at >= c.leads:
-            parts.append("(the run had finished before the kill)")
+            parts.append("(the run had finished before the kill)" if self.finished_first
+                         else "(every lead was sent before the kill, but the job was not yet completed)")
         if self.start_status == 503:
             parts.append("the start answered 503 (the outage came first)")
         if self.actions:
@@ -686,11 +693,14 @@ def summary(trials: list[Trial]) -> str:
         f"{sum(t.probes for t in outages)} probes, other 5xx {sum(len(t.other_5xx) for t in trials)}, "
         f"unhandled errors {sum(len(t.unhandled) for t in trials)}"
     )
-    for what, values in (("moved again", [t.moved_after for t in trials]),
-                         ("completed", [t.completed_after for t in trials])):
+    cut_off = [t for t in trials if not t.finished_first]
+    for what, values in (("moved again", [t.moved_after for t in cut_off]),
+                         ("completed", [t.completed_after for t in cut_off])):
         known = [v for v in values if v is not None]
         if known:
             text += f", {what} after the fault median {statistics.median(known):.1f}s (max {max(known):.1f}s)"
+    if len(cut_off) < len(trials):
+        text += f", {len(trials) - len(cut_off)} fault(s) after the job had completed (nothing to heal)"
     if times:
         text += f", start to end median {statistics.median(times):.1f}s (max {max(times):.1f}s)"
     if outages:
