@@ -1,8 +1,9 @@
-"""Fault trials: Firestore outages and SIGKILLed workers during background runs.
+"""Fault trials: Firestore outages and SIGKILLed workers during background runs, healed unattended.
 
     python bench/bench_faults.py                 # 10 SIGKILL trials + 3 outage trials (docs/reliability.md)
     python bench/bench_faults.py --smoke         # 1 of each, small: for CI
     python bench/bench_faults.py --kills 20 --outages 5 --leads 600 --seed 7
+    python bench/bench_faults.py --operator      # no sweeper; the operator procedure of docs/jobs.md instead
 
 The functions run as real processes behind the local Hosting router and reach the
 Firestore emulator through tools/faultproxy.FaultProxy, so an outage is real from
@@ -12,17 +13,25 @@ client, straight to the emulator.
 
 - **outage trial**: a background run; at a random point the proxy goes down for a
   few seconds while three probes keep calling GET templates, receipts and jobs (each
-  must answer 503 + Retry-After with a JSON error, fast); the proxy comes back; the
-  operator procedure of docs/jobs.md (`resume` a stalled or paused job, `retry` one that
-  finished with errors) is followed until the job is `completed`.
+  must answer 503 + Retry-After with a JSON error, fast); the proxy comes back.
 - **kill trial**: a background run; at a random point (a random number of leads sent,
   plus a random delay) the worker function's whole process group gets SIGKILL; the
-  worker is started again on the same port; the same operator procedure follows.
+  worker is started again on the same port, as Cloud Run starts a new instance.
+
+Then nobody acts: the stack's own sweeper timer (tools/localstack.Sweeper, what `make dev`
+runs in Cloud Scheduler's place, here every SWEEP_SECONDS) restarts the job once its lease
+has lapsed, and this process only watches GET …/jobs until the job is `completed`. A job
+that ends any other way (or not in time) needed an operator: the trial fails. Each trial
+says how long after the fault (the kill, the outage's end) the first lead was sent and the
+job completed, and how often the sweeper restarted it (its `sweeper_restarted` diagnostics,
+written in the same commit as each restart, so none is missed by a sweep still answering). `--operator` turns the timer off and follows the operator procedure of
+docs/jobs.md instead (`resume` a stalled or paused job, `retry` one that finished with errors).
 
 After each run: one `mail` document per lead (duplicates: extra documents of a lead;
 lost: leads with none), every lead `sent`, the job's counts equal to the leads' statuses,
-no 5xx other than 503 on any call this process made, and no unhandled error (the
-request pipeline's "Unhandled error" log line, which a 500 writes) in any function's log.
+no `resume` or `retry` on the job unless --operator, no 5xx other than 503 on any call this
+process made, and no unhandled error (the request pipeline's "Unhandled error" log line,
+which a 500 writes) in any function's log.
 Exits 1 if any trial breaks one of these.
 
 If FIRESTORE_EMULATOR_HOST is unset the benchmark starts an emulator of its own.
@@ -64,10 +73,16 @@ FAULT_ENV = {
     "WORKER_TIME_BUDGET_SECONDS": "2",
     "WORKER_LEASE_SECONDS": "3",
 }
+# Cloud Scheduler's minute, shortened as the lease is: a dead chain is restarted within a
+# second of being stalled. (A batch ends within its 2 s budget, so the 3 s lease stays
+# longer than a batch and a live chain is never taken for dead.)
+SWEEP_SECONDS = 1.0
+OPERATOR_CODES = ("resume", "retry")  # the job's diagnostics for an operator's action
 SUBJECT = "Hi {{firstName}}"
 BODY = "Hello {{firstName}} at {{company}}"
 UNHANDLED = "Unhandled error in request"
 ACTIVE = ("queued", "running")
+GOING = (*ACTIVE, "waiting")  # a waiting job is woken by the sweeper: still nobody's business
 
 
 # --- the stack with a fault injector ---------------------------------------------------------
@@ -86,6 +101,10 @@ class FaultStack:
     @property
     def url(self) -> str:
         return self.stack.url
+
+    @property
+    def unattended(self) -> bool:
+        return self.stack.sweeper is not None
 
     def kill_worker(self) -> None:
         """SIGKILL to the worker function's whole process group (gunicorn arbiter and workers)."""
@@ -167,8 +186,10 @@ def _size(path: pathlib.Path) -> int:
 @contextlib.contextmanager
 def fault_stack(
     emulator: localstack.Emulator, log_dir: pathlib.Path | None = LOG_DIR, env: dict[str, str] | None = None,
-    names: list[str] | None = None,
+    names: list[str] | None = None, sweep_seconds: float = SWEEP_SECONDS,
 ) -> Iterator[FaultStack]:
+    """The stack behind a FaultProxy, with its sweeper timer every `sweep_seconds` (0: none,
+    the operator procedure's stack)."""
     merged = {**FAULT_ENV, **(env or {})}
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +199,7 @@ def fault_stack(
         behind_proxy = localstack.Emulator(host=proxy.address, project=emulator.project)
         with localstack.running_stack(
             emulator=behind_proxy, port=localstack.free_port(), env=merged, log_dir=log_dir,
-            names=names or FUNCTIONS,
+            names=names or FUNCTIONS, sweep_interval=sweep_seconds,
         ) as stack:
             ready = FaultStack(emulator, proxy, stack, merged, log_dir)
             ready.ensure_ready()  # a cold emulator may miss the 2 s deadline on its first calls
@@ -305,6 +326,21 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+def watch_to_the_end(http: Http, run_id: str, timeout: float) -> tuple[dict[str, Any] | None, list[str]]:
+    """Only GET …/jobs, every 250 ms, until the job is no longer going (or `timeout`).
+    Returns (the last job seen, no actions): the same shape as `drive_to_completion`."""
+    deadline = time.monotonic() + timeout
+    job = None
+    while time.monotonic() < deadline:
+        response = http.get(f"/api/lead-runs/{run_id}/jobs", timeout=15)
+        if response is not None and response.status_code == 200:
+            job = response.json()["job"]
+            if job["status"] not in GOING:
+                break
+        time.sleep(0.25)
+    return job, []
+
+
 def drive_to_completion(http: Http, run_id: str, timeout: float) -> tuple[dict[str, Any] | None, list[str]]:
     """The operator procedure of docs/jobs.md, until the job is `completed`:
     `resume` a stalled or paused job, `retry` one that finished with errors or failed.
@@ -344,6 +380,10 @@ class Check:
     not_sent: int  # leads whose status is not `sent`
     counts_ok: bool  # the job's counts equal the leads' statuses
     reconciled: bool  # the worker had to fix its counts (a `counts_reconciled` diagnostic)
+    operator_codes: list[str]  # `resume`/`retry` diagnostics: what an operator did to the job
+    restarts: int  # `sweeper_restarted` diagnostics: one a sweep that listed the run as `resumed`
+    mail_times: list[float]  # each mail document's createdAt (epoch seconds, the worker's clock), sorted
+    finished_at: float | None  # the job's finishedAt (epoch seconds)
 
 
 def check_run(db: Any, run_id: str, total: int) -> Check:
@@ -351,10 +391,8 @@ def check_run(db: Any, run_id: str, total: int) -> Check:
 
     from shared.store import runs as repo
 
-    per_lead = collections.Counter(
-        snapshot.to_dict().get("leadDocId")
-        for snapshot in db.collection("mail").where(filter=FieldFilter("runId", "==", run_id)).stream()
-    )
+    mails = [snapshot.to_dict() for snapshot in db.collection("mail").where(filter=FieldFilter("runId", "==", run_id)).stream()]
+    per_lead = collections.Counter(mail.get("leadDocId") for mail in mails)
     expected = [repo.lead_doc_id(i) for i in range(total)]
     statuses = collections.Counter(s.to_dict().get("status") for s in repo.leads(db, run_id).stream())
     job = stored_job(db, run_id)
@@ -366,6 +404,10 @@ def check_run(db: Any, run_id: str, total: int) -> Check:
         not_sent=total - statuses.get("sent", 0),
         counts_ok=counts == {k: v for k, v in statuses.items() if v},
         reconciled=any(d.get("code") == "counts_reconciled" for d in job.get("diagnostics") or []),
+        operator_codes=[d["code"] for d in job.get("diagnostics") or [] if d.get("code") in OPERATOR_CODES],
+        restarts=sum(1 for d in job.get("diagnostics") or [] if d.get("code") == "sweeper_restarted"),
+        mail_times=sorted(mail["createdAt"].timestamp() for mail in mails if mail.get("createdAt")),
+        finished_at=job["finishedAt"].timestamp() if job.get("finishedAt") else None,
     )
 
 
@@ -377,11 +419,14 @@ class Trial:
     kind: str
     number: int
     run_id: str
+    unattended: bool = True  # the sweeper heals it, nobody presses resume or retry
     check: Check | None = None
     status: str = "?"
     seconds: float = 0.0  # start POST → observed `completed`
     fault_at: int = 0  # mail documents when the fault hit
-    actions: list[str] = dataclasses.field(default_factory=list)
+    fault_ended: float | None = None  # epoch seconds: the worker dead (kill) or the proxy up (outage)
+    start_status: int = 0  # the start's own answer (a 503 when the outage came before it answered)
+    actions: list[str] = dataclasses.field(default_factory=list)  # what this process POSTed to finish the run
     outage_seconds: float = 0.0
     probes: int = 0  # probe answers received while the proxy was down
     probe_503s: int = 0
@@ -395,11 +440,41 @@ class Trial:
     error: str | None = None
 
     @property
+    def operator_actions(self) -> int:
+        return len(self.actions)
+
+    @property
+    def unattended_ok(self) -> bool:
+        """Finished with nobody's help: nothing posted here, no resume/retry on the job."""
+        return not self.unattended or (not self.actions and self.check is not None and not self.check.operator_codes)
+
+    @property
+    def moved_after(self) -> float | None:
+        """Seconds from the fault's end to the first lead sent after it (the chain moving again)."""
+        if self.fault_ended is None or self.check is None:
+            return None
+        after = [t for t in self.check.mail_times if t > self.fault_ended]
+        return after[0] - self.fault_ended if after else None
+
+    @property
+    def completed_after(self) -> float | None:
+        """Seconds from the fault's end to the job's finishedAt."""
+        if self.fault_ended is None or self.check is None or self.check.finished_at is None:
+            return None
+        return self.check.finished_at - self.fault_ended
+
+    @property
+    def finished_first(self) -> bool:
+        """The job completed before the fault (the bench's wait for its target lagged the run):
+        nothing was left to heal, so the trial says nothing about healing."""
+        return self.completed_after is not None and self.completed_after <= 0
+
+    @property
     def ok(self) -> bool:
         c = self.check
         return (
             self.error is None and c is not None and self.status == "completed" and c.duplicates == 0
-            and c.lost == 0 and c.not_sent == 0 and c.counts_ok and not c.reconciled
+            and c.lost == 0 and c.not_sent == 0 and c.counts_ok and not c.reconciled and self.unattended_ok
             and not self.other_5xx and not self.bad_503s and not self.no_answer and not self.unhandled
         )
 
@@ -407,13 +482,24 @@ class Trial:
         c = self.check
         parts = [f"{self.kind} #{self.number}", f"leads {c.leads if c else '?'}",
                  f"duplicates {c.duplicates if c else '?'}", f"lost {c.lost if c else '?'}",
-                 f"finished in {self.seconds:.1f}s ({self.status})", f"fault at {self.fault_at} sent"]
+                 f"operator actions {self.operator_actions}", f"sweeper restarts {c.restarts if c else '?'}",
+                 f"fault at {self.fault_at} sent", f"moved again {_seconds(self.moved_after)} after the fault",
+                 "completed " + ("before the fault" if self.finished_first else f"{_seconds(self.completed_after)} after it"),
+                 f"start to end {self.seconds:.1f}s ({self.status})"]
         if self.kind == "outage":
             parts += [f"outage {self.outage_seconds:.1f}s", f"503s {self.probe_503s}/{self.probes}",
                       f"slowest 503 {self.probe_max_seconds:.1f}s", f"recovered {self.recovery_seconds:.1f}s after up"]
         if self.kind == "kill" and c and self.fault_at >= c.leads:
-            parts.append("(the run had finished before the kill)")
-        parts.append("actions " + (_compact(self.actions) or "none"))
+            parts.append("(the run had finished before the kill)" if self.finished_first
+                         else "(every lead was sent before the kill, but the job was not yet completed)")
+        if self.start_status == 503:
+            parts.append("the start answered 503 (the outage came first)")
+        if self.actions:
+            parts.append("actions " + _compact(self.actions))
+        if self.unattended and self.status != "completed":
+            parts.append(f"NOT HEALED: {self.status} when the watch ended (it needed an operator)")
+        if self.unattended and c and c.operator_codes:  # somebody else resumed or retried it
+            parts.append(f"OPERATOR ON THE JOB {c.operator_codes}")
         if self.kind == "kill" and self.unavailable:
             parts.append("503s " + "; ".join(f"{n}× {what}" for what, n in self.unavailable.most_common(2)))
         if c and (c.not_sent or not c.counts_ok or c.reconciled):
@@ -429,6 +515,10 @@ class Trial:
         if self.error:
             parts.append(f"ERROR {self.error}")
         return " | ".join(parts) + (" | ok" if self.ok else " | FAILED")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
 
 
 def _compact(items: list[str]) -> str:
@@ -466,9 +556,9 @@ def outage_trial(
     fs: FaultStack, db: Any, number: int, rng: random.Random, leads: int = 400, batch_size: int = 50,
     outage: tuple[float, float] = (3.0, 6.0), timeout: float = 90,
 ) -> Trial:
-    """A run; the proxy down for a few seconds mid-run while probes call the API; up; the
-    operator procedure until the job completes."""
-    trial = Trial("outage", number, f"fault-outage-{number}-{rng.randrange(10**6)}")
+    """A run; the proxy down for a few seconds mid-run while probes call the API; up; then
+    watched to its end (unattended), or the operator procedure until it completes."""
+    trial = Trial("outage", number, f"fault-outage-{number}-{rng.randrange(10**6)}", unattended=fs.unattended)
     fs.ensure_ready()
     http, marks = Http(fs.url), fs.log_marks()
     began = time.monotonic()
@@ -476,7 +566,8 @@ def outage_trial(
         template_id = create_template(http)
         # The start answers only after its hand-off to the first worker (up to 2 s), so it is
         # sent from another thread: the outage may come before it answers. Then its answer
-        # may be a 503, and the operator sends the same start again (idempotent: 200).
+        # may be a 503 although the job was written (leads were being sent). Unattended, that
+        # job is left to the sweeper; the operator sends the same start again (idempotent: 200).
         answers: list[int] = []
         starting = _in_thread(lambda: answers.append(
             start_run(http, trial.run_id, template_id, leads, batch_size, accept=(202, 503))))
@@ -492,6 +583,7 @@ def outage_trial(
         time.sleep(length)
         fs.proxy.up()
         came_up = time.monotonic()
+        trial.fault_ended = time.time()
         stop.set()
         for thread in threads:
             thread.join()
@@ -504,10 +596,11 @@ def outage_trial(
         wait_for(lambda: all_probes_ok(http, trial.run_id), 60, "the API to answer again", interval=0.1)
         trial.recovery_seconds = time.monotonic() - came_up
         starting()
-        if answers != [202]:
+        trial.start_status = answers[0] if answers else 0
+        if answers != [202] and not trial.unattended:
             trial.actions.append("start:503")
             start_run(http, trial.run_id, template_id, leads, batch_size, accept=(200, 202))
-        job, actions = drive_to_completion(http, trial.run_id, timeout)
+        job, actions = (watch_to_the_end if trial.unattended else drive_to_completion)(http, trial.run_id, timeout)
         trial.actions += actions
         trial.status = (job or {}).get("status", "?")
     except Exception as exc:  # reported on the trial's line; the other trials go on
@@ -521,9 +614,9 @@ def kill_trial(
     fs: FaultStack, db: Any, number: int, rng: random.Random, leads: int = 400, batch_size: int = 50,
     timeout: float = 90,
 ) -> Trial:
-    """A run; the worker SIGKILLed at a random point; a new worker on the same port; the
-    operator procedure until the job completes."""
-    trial = Trial("kill", number, f"fault-kill-{number}-{rng.randrange(10**6)}")
+    """A run; the worker SIGKILLed at a random point; a new worker on the same port; then
+    watched to its end (unattended), or the operator procedure until it completes."""
+    trial = Trial("kill", number, f"fault-kill-{number}-{rng.randrange(10**6)}", unattended=fs.unattended)
     fs.ensure_ready()
     http, marks = Http(fs.url), fs.log_marks()
     began = time.monotonic()
@@ -536,10 +629,11 @@ def kill_trial(
         wait_for(lambda: mail_count(db, trial.run_id) >= target, 60, f"{target} leads sent", interval=0.005)
         time.sleep(rng.uniform(0, 0.1))  # so it also lands between leads: checkpoints, hand-offs
         fs.kill_worker()
+        trial.fault_ended = time.time()  # a mail document created after this is the new chain's
         trial.fault_at = mail_count(db, trial.run_id)
         fs.restart_worker()
         starting()
-        job, trial.actions = drive_to_completion(http, trial.run_id, timeout)
+        job, trial.actions = (watch_to_the_end if trial.unattended else drive_to_completion)(http, trial.run_id, timeout)
         trial.status = (job or {}).get("status", "?")
     except Exception as exc:
         trial.error = f"{type(exc).__name__}: {exc}"
@@ -594,12 +688,21 @@ def summary(trials: list[Trial]) -> str:
     text = (
         f"summary: {len(kills)} kill + {len(outages)} outage trials, "
         f"{sum(c.leads for c in checks)} leads, duplicates {sum(c.duplicates for c in checks)}, "
-        f"lost {sum(c.lost for c in checks)}, 503s during outages {sum(t.probe_503s for t in outages)}/"
+        f"lost {sum(c.lost for c in checks)}, operator actions {sum(t.operator_actions for t in trials)}, "
+        f"sweeper restarts {sum(c.restarts for c in checks)}, 503s during outages {sum(t.probe_503s for t in outages)}/"
         f"{sum(t.probes for t in outages)} probes, other 5xx {sum(len(t.other_5xx) for t in trials)}, "
         f"unhandled errors {sum(len(t.unhandled) for t in trials)}"
     )
+    cut_off = [t for t in trials if not t.finished_first]
+    for what, values in (("moved again", [t.moved_after for t in cut_off]),
+                         ("completed", [t.completed_after for t in cut_off])):
+        known = [v for v in values if v is not None]
+        if known:
+            text += f", {what} after the fault median {statistics.median(known):.1f}s (max {max(known):.1f}s)"
+    if len(cut_off) < len(trials):
+        text += f", {len(trials) - len(cut_off)} fault(s) after the job had completed (nothing to heal)"
     if times:
-        text += f", finish median {statistics.median(times):.1f}s (max {max(times):.1f}s)"
+        text += f", start to end median {statistics.median(times):.1f}s (max {max(times):.1f}s)"
     if outages:
         text += f", recovery after up max {max(t.recovery_seconds for t in outages):.1f}s"
     return text + f"; {len(failed)} failed trial(s)" + ("" if failed else " — ok")
@@ -614,6 +717,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--outage-seconds", default="3,6", help="MIN,MAX: each outage lasts a random time in this range")
     parser.add_argument("--seed", type=int, default=None, help="random seed (printed; default: from the clock)")
+    parser.add_argument("--operator", action="store_true",
+                        help="no sweeper timer: this process resumes and retries the job itself (docs/jobs.md)")
     args = parser.parse_args()
     kills, outages, leads = (1, 1, 200) if args.smoke else (args.kills, args.outages, args.leads)
     low, _, high = args.outage_seconds.partition(",")
@@ -624,15 +729,17 @@ def main() -> int:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the local router's access log
     target = localstack.emulator_from_env_or_start(PROJECT, LOG_DIR / "firestore.log")
+    sweep_seconds = 0 if args.operator else SWEEP_SECONDS
+    healing = "the operator procedure, no sweeper" if args.operator else f"unattended, sweep every {sweep_seconds:g}s"
     print(f"fault trials: {kills} kill + {outages} outage, {leads} leads each, batchSize {args.batch_size}, "
-          f"outages of {outage[0]:g}-{outage[1]:g}s, seed {seed}, emulator {target.host}, settings {FAULT_ENV}",
-          flush=True)
+          f"outages of {outage[0]:g}-{outage[1]:g}s, {healing}, seed {seed}, emulator {target.host}, "
+          f"settings {FAULT_ENV}", flush=True)
     trials: list[Trial] = []
     try:
         from google.cloud import firestore
 
         db = firestore.Client(project=target.project)  # straight to the emulator, never through the proxy
-        with fault_stack(target) as fs:
+        with fault_stack(target, sweep_seconds=sweep_seconds) as fs:
             plan = ["kill"] * kills + ["outage"] * outages
             for number, kind in enumerate(plan, 1):
                 if kind == "kill":
