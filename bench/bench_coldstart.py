@@ -11,6 +11,8 @@ that. Each sample is a fresh interpreter that times only the import, in CPU time
 that process (interpreter start-up is left out; imports are CPU-bound once the files
 are in the page cache, and CPU time is what a busy neighbour disturbs least); baseline
 and function samples alternate, and the figure is the median of the per-round ratios.
+A second figure is steadier on a busy machine: the least CPU time, over the rounds, of
+importing main.py in an interpreter that has loaded the floor already ("beyond").
 """
 
 from __future__ import annotations
@@ -33,16 +35,17 @@ FUNCTION = (
 )
 # CPU time of the import: on a shared machine wall time mostly measures the neighbours.
 TIMER = "import time; _t = time.process_time()\n{code}\nprint(time.process_time() - _t)"
+BEYOND = BASELINE + "\n" + TIMER
 
 
 def functions() -> list[str]:
     return sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py"))
 
 
-def sample(code: str) -> float:
+def sample(code: str, timer: str = TIMER) -> float:
     env = {"PYTHONDONTWRITEBYTECODE": "0", "GOOGLE_CLOUD_PROJECT": "demo-coldstart", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-c", TIMER.format(code=code)], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+        [sys.executable, "-c", timer.format(code=code)], capture_output=True, text=True, env=env, cwd=ROOT, check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -101,6 +104,7 @@ def main() -> int:
     baselines: list[float] = []
     ratios: dict[str, list[float]] = {name: [] for name in names}
     seconds: dict[str, list[float]] = {name: [] for name in names}
+    beyond: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
         for name in names:
             base = sample(BASELINE)
@@ -108,14 +112,17 @@ def main() -> int:
             baselines.append(base)
             seconds[name].append(own)
             ratios[name].append(own / base)
+            beyond[name].append(sample(function_code(name), BEYOND))
     print(f"baseline ({BASELINE}): median {statistics.median(baselines) * 1000:.0f} ms CPU over {len(baselines)} samples")
-    print(f"{'function':<10} {'CPU ms':>9} {'ratio':>6}  (target <= {TARGET_RATIO}x, median of {rounds} interleaved ratios)")
+    print(f"{'function':<10} {'CPU ms':>9} {'ratio':>6} {'beyond':>7}  (target <= {TARGET_RATIO}x, median of {rounds} "
+          "interleaved ratios; beyond: least ms past the floor)")
     figures = {}
     for name in names:
         ratio = statistics.median(ratios[name])
-        figures[name] = {"ms": round(statistics.median(seconds[name]) * 1000, 1), "ratio": round(ratio, 2)}
+        figures[name] = {"ms": round(statistics.median(seconds[name]) * 1000, 1), "ratio": round(ratio, 2),
+                         "beyond_ms": round(min(beyond[name]) * 1000, 1)}
         flag = "" if ratio <= TARGET_RATIO else "  over target: run --profile " + name
-        print(f"{name:<10} {figures[name]['ms']:>9.0f} {ratio:>6.2f}{flag}")
+        print(f"{name:<10} {figures[name]['ms']:>9.0f} {ratio:>6.2f} {figures[name]['beyond_ms']:>7.0f}{flag}")
     if args.json:
         print(json.dumps(figures))
     return 0
