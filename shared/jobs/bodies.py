@@ -24,7 +24,6 @@ MAX_FIELDS = 50
 MAX_FIELD_CHARS = 2_000
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-Action = Literal["start", "pause", "resume", "retry", "cancel"]
 ACTIONS = ("start", "pause", "resume", "retry", "cancel")
 
 
